@@ -1,0 +1,150 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/certinv/certinv"
+)
+
+// Audiences the Verifier accepts by default: the vendor's API and certinv's own.
+const (
+	AudienceDefender = "https://api.securitycenter.microsoft.com"
+	AudienceCertinv  = "api://certinv"
+)
+
+// ClockSkew is the leeway on exp and nbf.
+const ClockSkew = 5 * time.Minute
+
+// AcceptedAlgorithms are the signing algorithms a token may use: asymmetric
+// ones only, never "none" or HMAC (whose key would be the public key).
+var AcceptedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"}
+
+// Verifier checks bearer tokens and turns them into principals. Its fields
+// must not change once it is in use.
+type Verifier struct {
+	// Keys finds the key a token's signature is checked with.
+	Keys KeySet
+	// Issuers are the trusted iss values; a token of any other is refused
+	// before any key is looked up.
+	Issuers []string
+	// Audiences are the accepted aud values; AudienceDefender and
+	// AudienceCertinv when empty.
+	Audiences []string
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Verify checks token (the bearer token without its "Bearer " prefix) and
+// returns its principal. A token without roles or scp is valid and yields a
+// principal without permissions: whether that may call an endpoint is the
+// endpoint's decision. Every refusal is an *certinv.Error of kind
+// EUnauthorized whose message says what was wrong; a failure to find keys for
+// another reason is returned as an internal error.
+func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal, error) {
+	if v.Keys == nil || len(v.Issuers) == 0 {
+		return nil, errors.New("auth: verifier has no keys or no trusted issuers")
+	}
+	if token == "" {
+		return nil, unauthorized("the bearer token is empty")
+	}
+	now := v.Now
+	if now == nil {
+		now = time.Now
+	}
+	auds := v.Audiences
+	if len(auds) == 0 {
+		auds = []string{AudienceDefender, AudienceCertinv}
+	}
+	var keyErr error // set by keyfunc: not a token problem
+	var claims tokenClaims
+	_, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		iss := claims.Issuer
+		if !slices.Contains(v.Issuers, iss) {
+			return nil, unauthorized("the bearer token's issuer is not trusted")
+		}
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			return nil, unauthorized("the bearer token names no signing key (kid)")
+		}
+		key, err := v.Keys.Key(ctx, iss, kid)
+		if errors.Is(err, ErrUnknownKey) {
+			return nil, unauthorized("the bearer token's signing key (kid) is not one of the issuer's keys")
+		}
+		if err != nil {
+			keyErr = fmt.Errorf("auth: find key %q of issuer %q: %w", kid, iss, err)
+			return nil, keyErr
+		}
+		return key, nil
+	},
+		jwt.WithValidMethods(AcceptedAlgorithms),
+		jwt.WithLeeway(ClockSkew),
+		jwt.WithTimeFunc(now),
+		jwt.WithExpirationRequired(),
+		jwt.WithNotBeforeRequired(),
+		jwt.WithAudience(auds...),
+		jwt.WithStrictDecoding(),
+	)
+	if keyErr != nil {
+		return nil, keyErr
+	}
+	if err != nil {
+		return nil, tokenError(err)
+	}
+	p := &certinv.Principal{
+		Issuer:   claims.Issuer,
+		TenantID: claims.TenantID,
+		AppID:    claims.AppID,
+		ObjectID: claims.ObjectID,
+		UPN:      claims.UPN,
+		Roles:    claims.Roles,
+		Scopes:   strings.Fields(claims.Scope),
+	}
+	if p.AppID == "" {
+		p.AppID = claims.AuthorizedParty
+	}
+	if p.UPN == "" {
+		p.UPN = claims.PreferredUsername
+	}
+	return p, nil
+}
+
+func unauthorized(msg string) error { return certinv.Errorf(certinv.EUnauthorized, "%s", msg) }
+
+// tokenError turns a parse or validation error of the jwt library into a
+// client-safe EUnauthorized error. The library's own text is not passed on:
+// it may quote claims.
+func tokenError(err error) error {
+	var e *certinv.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var msg string
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		msg = "the bearer token is malformed"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		msg = "the bearer token lacks a required claim (exp, nbf or the audience aud)"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		msg = "the bearer token has expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		msg = "the bearer token is not valid yet (nbf is in the future)"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		msg = "the bearer token's audience is not accepted"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && strings.Contains(err.Error(), "signing method"):
+		msg = "the bearer token's signing algorithm is not accepted (use one of " + strings.Join(AcceptedAlgorithms, ", ") + ")"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		msg = "the bearer token's signature is invalid"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		msg = "the bearer token cannot be verified with the issuer's key"
+	default:
+		msg = "the bearer token is invalid"
+	}
+	return unauthorized(msg)
+}
