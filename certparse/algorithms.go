@@ -105,18 +105,19 @@ var curveBits = func() map[string]int {
 	return t
 }()
 
-// keyUsageNames are the key usage bits in order, as Windows names them.
-var keyUsageNames = [...]string{
-	"Digital Signature",
-	"Non-Repudiation",
-	"Key Encipherment",
-	"Data Encipherment",
-	"Key Agreement",
-	"Certificate Signing",
-	"Off-line CRL Signing",
-	"CRL Signing",
-	"Encipher Only",
-	"Decipher Only",
+// keyUsageNames are the names Windows gives the key usage bits, in bit
+// order. Windows names bit 6 (cRLSign) twice: its CERT_OFFLINE_CRL_SIGN
+// and CERT_CRL_SIGN flags are the same bit, and it lists both.
+var keyUsageNames = [...][]string{
+	{"Digital Signature"},
+	{"Non-Repudiation"},
+	{"Key Encipherment"},
+	{"Data Encipherment"},
+	{"Key Agreement"},
+	{"Certificate Signing"},
+	{"Off-line CRL Signing", "CRL Signing"},
+	{"Encipher Only"},
+	{"Decipher Only"},
 }
 
 // ekuNames are the friendly names crypt32 gives extended key usages

@@ -302,7 +302,7 @@ func parseKeyUsage(b []byte) ([]string, bool) {
 	out := []string{}
 	for i := 0; i < n && i < len(keyUsageNames); i++ {
 		if bits[i/8]&(0x80>>(i%8)) != 0 {
-			out = append(out, keyUsageNames[i])
+			out = append(out, keyUsageNames[i]...)
 		}
 	}
 	return out, true

@@ -1,0 +1,193 @@
+package certparse
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from openssl's output")
+
+// labeled is a certificate and where it came from.
+type labeled struct {
+	label string
+	der   []byte
+}
+
+// certSet is a group of test certificates with one golden file.
+type certSet struct {
+	name string
+	load func(t testing.TB) []labeled
+}
+
+var certSets = []certSet{
+	// Unusual shapes made by testdata/gen.sh.
+	{"fixtures", func(t testing.TB) []labeled { return loadDir(t, "testdata/fixtures") }},
+	// Go's crypto/x509 test certificates and a selection of NIST PKITS.
+	{"goroot", func(t testing.TB) []labeled { return loadDir(t, "testdata/goroot") }},
+	// A copy of Debian's CA bundle (/etc/ssl/certs/ca-certificates.crt).
+	{"ca-bundle", func(t testing.TB) []labeled {
+		var out []labeled
+		for i, der := range bundleCerts(t) {
+			out = append(out, labeled{fmt.Sprintf("ca-bundle.pem#%d", i), der})
+		}
+		return out
+	}},
+}
+
+// loadDir reads every certificate file (PEM or DER) in dir, sorted by name.
+func loadDir(t testing.TB, dir string) []labeled {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []labeled
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := pem.Decode(data); b != nil {
+			data = b.Bytes
+		}
+		out = append(out, labeled{e.Name(), data})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].label < out[j].label })
+	if len(out) == 0 {
+		t.Fatalf("%s: no certificates", dir)
+	}
+	return out
+}
+
+func goldenPath(set string) string { return filepath.Join("testdata", "golden", set+".json") }
+
+// TestGolden compares Parse with the fields openssl gives each test
+// certificate, converted to Windows' forms by openssl_test.go. The
+// expectations are committed under testdata/golden so that machines
+// without openssl check the same; `go test -run TestGolden -update`
+// rewrites them from openssl.
+func TestGolden(t *testing.T) {
+	for _, set := range certSets {
+		t.Run(set.name, func(t *testing.T) {
+			certs := set.load(t)
+			var want []expected
+			if *update {
+				if !haveOpenSSL() {
+					t.Fatal("-update needs openssl on PATH")
+				}
+				for _, c := range certs {
+					e := fromOpenSSL(t, c.der)
+					e.File = c.label
+					want = append(want, e)
+				}
+				data, err := json.MarshalIndent(want, "", "\t")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Dir(goldenPath(set.name)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(goldenPath(set.name), append(data, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				data, err := os.ReadFile(goldenPath(set.name))
+				if err != nil {
+					t.Fatalf("%v (run go test -run TestGolden -update with openssl)", err)
+				}
+				if err := json.Unmarshal(data, &want); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(want) != len(certs) {
+				t.Fatalf("%s holds %d expectations for %d certificates; run -update", goldenPath(set.name), len(want), len(certs))
+			}
+			for i, c := range certs {
+				if want[i].File != c.label {
+					t.Fatalf("expectation %d is for %s, certificate is %s; run -update", i, want[i].File, c.label)
+				}
+				compare(t, c.label, c.der, want[i])
+			}
+		})
+	}
+}
+
+// TestOpenSSLLive derives the expectations of the CA bundle and the
+// fixtures from the openssl on this machine, rather than from the committed
+// goldens, so that a stale golden cannot hide a difference. Without
+// openssl it falls back to the goldens and says so.
+func TestOpenSSLLive(t *testing.T) {
+	if !haveOpenSSL() {
+		t.Log("openssl is not on PATH: TestGolden's committed expectations stand in")
+		return
+	}
+	if testing.Short() {
+		t.Log("-short: live openssl check limited to the fixtures")
+	}
+	for _, set := range certSets {
+		if testing.Short() && set.name != "fixtures" {
+			continue
+		}
+		t.Run(set.name, func(t *testing.T) {
+			for _, c := range set.load(t) {
+				compare(t, c.label, c.der, fromOpenSSL(t, c.der))
+			}
+		})
+	}
+}
+
+// compare checks every field of Parse(der) against want.
+func compare(t *testing.T, label string, der []byte, want expected) {
+	t.Helper()
+	got, err := Parse(der)
+	if err != nil {
+		t.Errorf("Parse(%s) error: %v", label, err)
+		return
+	}
+	check := func(field string, g, w any) {
+		t.Helper()
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("Parse(%s).%s = %#v, want %#v", label, field, g, w)
+		}
+	}
+	check("SHA256", hex.EncodeToString(got.SHA256[:]), want.SHA256)
+	check("Thumbprint", got.Thumbprint, want.Thumbprint)
+	check("SignatureAlgorithm", got.SignatureAlgorithm, want.SignatureAlgorithm)
+	check("KeySize", got.KeySize, want.KeySize)
+	check("NotBefore", got.NotBefore.Format(time.RFC3339), want.NotBefore.Format(time.RFC3339))
+	check("NotAfter", got.NotAfter.Format(time.RFC3339), want.NotAfter.Format(time.RFC3339))
+	check("NotBefore.Location", got.NotBefore.Location(), time.UTC)
+	check("NotAfter.Location", got.NotAfter.Location(), time.UTC)
+	check("SubjectType", got.SubjectType, want.SubjectType)
+	check("SerialNumber", got.SerialNumber, want.SerialNumber)
+	check("IssuedTo", got.IssuedTo, want.IssuedTo)
+	check("IssuedBy", got.IssuedBy, want.IssuedBy)
+	check("Subject", got.Subject, want.Subject)
+	check("Issuer", got.Issuer, want.Issuer)
+	check("KeyUsage", got.KeyUsage, want.KeyUsage)
+	check("ExtendedKeyUsage", got.ExtendedKeyUsage, want.ExtendedKeyUsage)
+	if reason, ok := unverifiable[label]; ok && want.SelfSigned {
+		// Parse reports what it can prove; openssl proves more here.
+		t.Logf("%s: openssl verifies the self-signature; Parse cannot (%s)", label, reason)
+		want.SelfSigned = false
+	}
+	check("SelfSigned", got.SelfSigned, want.SelfSigned)
+}
+
+// unverifiable lists the test certificates whose self-signature openssl
+// verifies but Parse cannot, for want of the algorithm in Go's standard
+// library. They are reported as not self-signed.
+var unverifiable = map[string]string{
+	"ecdsa-brainpool.pem": "no brainpool curves in crypto/ecdsa",
+	"ecdsa-secp256k1.pem": "no secp256k1 in crypto/ecdsa",
+	"ed448.pem":           "no Ed448 in the standard library",
+}
