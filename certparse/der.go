@@ -85,18 +85,29 @@ func readTagged(b []byte, tag byte) (element, []byte, bool) {
 // peekTag reports whether b starts with tag.
 func peekTag(b []byte, tag byte) bool { return len(b) > 0 && b[0] == tag }
 
+// maxArcBytes bounds one OID arc: 32 octets hold 224 bits, more than the
+// 128-bit UUID arcs of 2.25, and keep formatting an arc cheap.
+const maxArcBytes = 32
+
 // validOID reports whether content is a well-formed OID body: non-empty,
-// every subidentifier in its shortest form and terminated.
+// every subidentifier in its shortest form, terminated and at most
+// maxArcBytes long.
 func validOID(content []byte) bool {
 	if len(content) == 0 || content[len(content)-1]&0x80 != 0 {
 		return false
 	}
-	start := true
+	start, n := true, 0
 	for _, c := range content {
 		if start && c == 0x80 {
 			return false
 		}
+		if n++; n > maxArcBytes {
+			return false
+		}
 		start = c&0x80 == 0
+		if start {
+			n = 0
+		}
 	}
 	return true
 }

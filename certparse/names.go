@@ -131,34 +131,46 @@ func parseName(content []byte) (parsedName, bool) {
 	}
 	pn.str = sb.String()
 
+	// Joined once at the end: a name of thousands of attributes must not
+	// cost quadratic copying.
+	var parts [7][]string
 	for _, rdn := range rdns {
 		for _, a := range rdn {
-			var dst *string
-			switch string(a.oid) {
-			case oidCommonName:
-				dst = &pn.name.CommonName
-			case oidOrganization:
-				dst = &pn.name.Organization
-			case oidOrgUnit:
-				dst = &pn.name.OrganizationalUnit
-			case oidLocality:
-				dst = &pn.name.Locality
-			case oidState:
-				dst = &pn.name.State
-			case oidCountry:
-				dst = &pn.name.Country
-			case oidEmail:
-				dst = &pn.name.Email
-			default:
-				continue
+			i := structuredIndex(a.oid)
+			if i >= 0 {
+				parts[i] = append(parts[i], a.value)
 			}
-			if *dst != "" {
-				*dst += ", "
-			}
-			*dst += a.value
 		}
 	}
+	dst := [7]*string{&pn.name.CommonName, &pn.name.Organization, &pn.name.OrganizationalUnit,
+		&pn.name.Locality, &pn.name.State, &pn.name.Country, &pn.name.Email}
+	for i, p := range parts {
+		*dst[i] = strings.Join(p, ", ")
+	}
 	return pn, true
+}
+
+// structuredIndex gives the place of an attribute in certinv.Name's
+// fields (CommonName, Organization, OrganizationalUnit, Locality, State,
+// Country, Email), or -1.
+func structuredIndex(oid []byte) int {
+	switch string(oid) {
+	case oidCommonName:
+		return 0
+	case oidOrganization:
+		return 1
+	case oidOrgUnit:
+		return 2
+	case oidLocality:
+		return 3
+	case oidState:
+		return 4
+	case oidCountry:
+		return 5
+	case oidEmail:
+		return 6
+	}
+	return -1
 }
 
 // valueString decodes an attribute value as crypt32 does. UTF8String and

@@ -22,7 +22,7 @@ const (
 	maxRSABits      = 16384
 	maxRSAExpBits   = 64 // for the math/big path; crypto/rsa takes at most 31
 	maxDSAPBits     = 4096
-	maxDSAQBits     = 512
+	maxDSAQBits     = 256  // FIPS 186 tops at 256
 	minCryptoRSABit = 1024 // crypto/rsa refuses smaller keys
 )
 
