@@ -178,15 +178,15 @@ type storedDevice struct {
 // The statements of the writer, prepared at Open: the writer's one
 // connection is busy with the transaction when they are used.
 const (
-	sqlDevice = `SELECT id, name, os, collected_at, group_id, links_digest FROM devices WHERE device_id = ?`
-	sqlGroup = `SELECT id FROM groups WHERE name = ?`
-	sqlTouch = `UPDATE devices SET name = ?, os = ?, collected_at = ? WHERE id = ?`
+	sqlDevice   = `SELECT id, name, os, collected_at, group_id, links_digest FROM devices WHERE device_id = ?`
+	sqlGroup    = `SELECT id FROM groups WHERE name = ?`
+	sqlTouch    = `UPDATE devices SET name = ?, os = ?, collected_at = ? WHERE id = ?`
 	sqlNewgroup = `INSERT INTO groups (name) VALUES (?) RETURNING id`
-	sqlUpdate = `UPDATE devices SET name = ?, os = ?, collected_at = ?, group_id = ?, links_digest = ? WHERE id = ?`
-	sqlInsert = `INSERT INTO devices (device_id, name, os, collected_at, group_id, links_digest) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`
-	sqlNewcert = `INSERT INTO certificates (sha256, sha1, der, json) VALUES (?, ?, ?, ?) RETURNING id`
-	sqlLinks = `SELECT path, sha1, certificate FROM links WHERE device = ?`
-	sqlUnlink = `DELETE FROM links WHERE device = ? AND path = ? AND sha1 = ? AND certificate = ?`
+	sqlUpdate   = `UPDATE devices SET name = ?, os = ?, collected_at = ?, group_id = ?, links_digest = ? WHERE id = ?`
+	sqlInsert   = `INSERT INTO devices (device_id, name, os, collected_at, group_id, links_digest) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`
+	sqlNewcert  = `INSERT INTO certificates (sha256, sha1, der, json) VALUES (?, ?, ?, ?) RETURNING id`
+	sqlLinks    = `SELECT path, sha1, certificate FROM links WHERE device = ?`
+	sqlUnlink   = `DELETE FROM links WHERE device = ? AND path = ? AND sha1 = ? AND certificate = ?`
 )
 
 // writerStatements returns the SQL of every statement the writer uses.
