@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/certinv/certinv"
+)
+
+// reportJSON is the body of POST /api/agent/reports.
+type reportJSON struct {
+	DeviceID      string     `json:"deviceId"`
+	DeviceName    string     `json:"deviceName"`
+	OSPlatform    string     `json:"osPlatform"`
+	CollectedAt   *time.Time `json:"collectedAt"` // RFC 3339
+	RBACGroupName string     `json:"rbacGroupName"`
+	Certificates  []certJSON `json:"certificates"`
+}
+
+// certJSON is one reported certificate: its DER (standard base64), or only
+// the hex SHA-256 of a DER the server already holds.
+type certJSON struct {
+	Path   string `json:"path"`
+	DER    []byte `json:"der"`
+	SHA256 string `json:"sha256"`
+}
+
+// ingestResponse is the answer to a stored report.
+type ingestResponse struct {
+	DeviceID        string         `json:"deviceId"`
+	Stored          int            `json:"stored"`
+	NewCertificates int            `json:"newCertificates"`
+	Unchanged       bool           `json:"unchanged"`
+	Rejected        []rejectedJSON `json:"rejected"`
+}
+
+type rejectedJSON struct {
+	Index  int    `json:"index"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// handleReport serves POST /api/agent/reports: an agent's full inventory,
+// authenticated by the enrollment secret.
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	secret, err := bearer(r)
+	if err != nil {
+		return err
+	}
+	got := secretDigest(secret)
+	if subtle.ConstantTimeCompare(got[:], s.cfg.EnrollmentSecretHash[:]) != 1 {
+		return certinv.Errorf(certinv.EUnauthorized, "the enrollment secret is not valid")
+	}
+	rep, err := decodeReport(http.MaxBytesReader(w, r.Body, certinv.MaxReportBytes))
+	if err != nil {
+		return err
+	}
+	res, err := s.cfg.Ingest.Ingest(ctx, rep)
+	var unknown *certinv.UnknownCertificatesError
+	if errors.As(err, &unknown) {
+		missing := make([]string, len(unknown.SHA256))
+		for i, h := range unknown.SHA256 {
+			missing[i] = hex.EncodeToString(h[:])
+		}
+		s.writeErrorBody(ctx, w, err, missing)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	out := ingestResponse{
+		DeviceID:        res.DeviceID,
+		Stored:          res.Stored,
+		NewCertificates: res.NewCertificates,
+		Unchanged:       res.Unchanged,
+		Rejected:        make([]rejectedJSON, len(res.Rejected)),
+	}
+	for i, rj := range res.Rejected {
+		out.Rejected[i] = rejectedJSON{Index: rj.Index, Path: rj.Path, Reason: rj.Reason}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(ctx, s.log, w, http.StatusOK, &out)
+	return nil
+}
+
+// decodeReport reads a report strictly: one JSON object with known fields
+// only and nothing after it; each certificate with exactly one of der and
+// sha256. The checks of the content (device id form, sizes, paths) are the
+// ingest service's.
+func decodeReport(body io.Reader) (*certinv.Report, error) {
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var in reportJSON
+	if err := dec.Decode(&in); err != nil {
+		return nil, reportError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, reportError(err)
+		}
+		return nil, certinv.Errorf(certinv.EInvalid, "the report has data after its JSON object")
+	}
+	if in.CollectedAt == nil {
+		return nil, certinv.Errorf(certinv.EInvalid, "collectedAt is required (RFC 3339, e.g. 2026-12-03T15:00:00Z)")
+	}
+	if len(in.Certificates) > certinv.MaxCertificatesPerReport {
+		return nil, certinv.Errorf(certinv.EInvalid, "the report lists %d certificates; at most %d are allowed", len(in.Certificates), certinv.MaxCertificatesPerReport)
+	}
+	rep := &certinv.Report{
+		Device: certinv.Device{
+			ID:          in.DeviceID,
+			Name:        in.DeviceName,
+			OS:          in.OSPlatform,
+			CollectedAt: in.CollectedAt.UTC(),
+		},
+		GroupName:    in.RBACGroupName,
+		Certificates: make([]certinv.ReportedCertificate, len(in.Certificates)),
+	}
+	for i, c := range in.Certificates {
+		rc := certinv.ReportedCertificate{Path: c.Path, DER: c.DER}
+		switch {
+		case len(c.DER) > 0 && c.SHA256 != "":
+			return nil, certinv.Errorf(certinv.EInvalid, "certificates[%d] has both der and sha256; send one", i)
+		case len(c.DER) > 0:
+		case c.SHA256 != "":
+			if len(c.SHA256) != 64 {
+				return nil, certinv.Errorf(certinv.EInvalid, "certificates[%d].sha256 must be 64 hex characters", i)
+			}
+			if _, err := hex.Decode(rc.SHA256[:], []byte(c.SHA256)); err != nil {
+				return nil, certinv.Errorf(certinv.EInvalid, "certificates[%d].sha256 must be 64 hex characters", i)
+			}
+		default:
+			return nil, certinv.Errorf(certinv.EInvalid, "certificates[%d] has neither der nor sha256", i)
+		}
+		rep.Certificates[i] = rc
+	}
+	return rep, nil
+}
+
+// reportError turns a decoding error into a client-safe one, saying where
+// the body went wrong but not quoting it.
+func reportError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tm *time.ParseError
+	switch {
+	case errors.As(err, &tooLarge):
+		return certinv.Errorf(certinv.ETooLarge, "the report is larger than %d bytes", certinv.MaxReportBytes)
+	case errors.Is(err, io.EOF):
+		return certinv.Errorf(certinv.EInvalid, "the report body is empty")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return certinv.Errorf(certinv.EInvalid, "the report body ends in the middle of its JSON")
+	case errors.As(err, &syntax):
+		return certinv.Errorf(certinv.EInvalid, "the report is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		return certinv.Errorf(certinv.EInvalid, "the report field %s must be of JSON type %s", typ.Field, jsonType(typ.Type.Kind().String()))
+	case errors.As(err, &tm):
+		return certinv.Errorf(certinv.EInvalid, "collectedAt must be an RFC 3339 time, e.g. 2026-12-03T15:00:00Z")
+	case bytes.HasPrefix([]byte(err.Error()), []byte("json: unknown field ")):
+		return certinv.Errorf(certinv.EInvalid, "the report has an unknown field %s", truncate(err.Error()[len("json: unknown field "):], 80))
+	default:
+		// base64 errors of der, and anything else the decoder refuses.
+		return certinv.Errorf(certinv.EInvalid, "the report cannot be read: %s", truncate(fmt.Sprint(err), 160))
+	}
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "slice":
+		return "array"
+	case "struct", "ptr":
+		return "object"
+	case "bool":
+		return "boolean"
+	default:
+		return "number"
+	}
+}
