@@ -55,6 +55,8 @@ type DB struct {
 	orgMu sync.Mutex
 	orgID string // cached: it never changes
 
+	certs certCache
+
 	stmtMu sync.Mutex
 	stmts  map[stmtKey]*sql.Stmt
 }

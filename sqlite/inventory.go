@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/certinv/certinv"
 )
@@ -39,13 +40,62 @@ func insertLinksSQL(n int) string {
 	return `INSERT INTO links (device, path, sha1, certificate) VALUES (?,?,?,?)` + strings.Repeat(",(?,?,?,?)", n-1)
 }
 
-// lookup adds to found the stored certificates among hashes. It runs on tx
-// when tx is not nil, on the reader pool otherwise.
-func (db *DB) lookup(ctx context.Context, tx *sql.Tx, hashes [][32]byte, found map[[32]byte]certRef) error {
+// certCache remembers stored certificates by SHA-256. Certificate rows are
+// never deleted nor changed, so an entry, once committed, stays true for
+// every process that uses the file; a reference that went stale all the
+// same (a certificate deleted by hand) fails the links' foreign key, it does
+// not corrupt. Entries are added only after the transaction that saw or
+// made them commits. The cache stops growing at maxCached entries (about
+// 100 bytes each): the certificates seen first, the fleet's root stores,
+// are the ones most reports name.
+type certCache struct {
+	mu sync.RWMutex
+	m  map[[32]byte]certRef
+}
+
+const maxCached = 1 << 18
+
+func (c *certCache) get(h [32]byte) (certRef, bool) {
+	c.mu.RLock()
+	r, ok := c.m[h]
+	c.mu.RUnlock()
+	return r, ok
+}
+
+func (c *certCache) add(refs map[[32]byte]certRef) {
+	if len(refs) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[[32]byte]certRef)
+	}
+	for h, r := range refs {
+		if len(c.m) >= maxCached {
+			return
+		}
+		c.m[h] = r
+	}
+}
+
+// lookup adds to found the stored certificates among hashes, and to learned
+// those it had to read from the database. It runs on tx when tx is not nil,
+// on the reader pool otherwise.
+func (db *DB) lookup(ctx context.Context, tx *sql.Tx, hashes [][32]byte, found, learned map[[32]byte]certRef) error {
 	pool := db.reader
 	if tx != nil {
 		pool = db.writer
 	}
+	uncached := hashes[:0:0]
+	for _, h := range hashes {
+		if r, ok := db.certs.get(h); ok {
+			found[h] = r
+		} else {
+			uncached = append(uncached, h)
+		}
+	}
+	hashes = uncached
 	args := make([]any, 0, min(len(hashes), lookupChunk))
 	for start := 0; start < len(hashes); start += lookupChunk {
 		chunk := hashes[start:min(start+lookupChunk, len(hashes))]
@@ -67,14 +117,14 @@ func (db *DB) lookup(ctx context.Context, tx *sql.Tx, hashes [][32]byte, found m
 		for len(args) < size {
 			args = append(args, args[len(args)-1])
 		}
-		if err := scanRefs(ctx, stmt, args, found); err != nil {
+		if err := scanRefs(ctx, stmt, args, found, learned); err != nil {
 			return fmt.Errorf("look up certificates: %w", err)
 		}
 	}
 	return nil
 }
 
-func scanRefs(ctx context.Context, stmt *sql.Stmt, args []any, found map[[32]byte]certRef) error {
+func scanRefs(ctx context.Context, stmt *sql.Stmt, args []any, found, learned map[[32]byte]certRef) error {
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return err
@@ -91,6 +141,7 @@ func scanRefs(ctx context.Context, stmt *sql.Stmt, args []any, found map[[32]byt
 		}
 		copy(ref.sha1[:], s1)
 		found[[32]byte(h)] = ref
+		learned[[32]byte(h)] = ref
 	}
 	return rows.Err()
 }
@@ -99,9 +150,11 @@ func scanRefs(ctx context.Context, stmt *sql.Stmt, args []any, found map[[32]byt
 // in their order, without duplicates.
 func (db *DB) MissingCertificates(ctx context.Context, hashes [][32]byte) ([][32]byte, error) {
 	found := make(map[[32]byte]certRef, len(hashes))
-	if err := db.lookup(ctx, nil, hashes, found); err != nil {
+	learned := make(map[[32]byte]certRef)
+	if err := db.lookup(ctx, nil, hashes, found, learned); err != nil {
 		return nil, err
 	}
+	db.certs.add(learned) // read outside any write: committed rows
 	var missing [][32]byte
 	for _, h := range hashes {
 		if _, ok := found[h]; !ok {
@@ -125,8 +178,9 @@ func (db *DB) ApplyDeviceSets(ctx context.Context, sets []certinv.DeviceSet) (er
 func (db *DB) ApplyDeviceSetsUnchanged(ctx context.Context, sets []certinv.DeviceSet) (unchanged []bool, errs []error, err error) {
 	unchanged = make([]bool, len(sets))
 	errs = make([]error, len(sets))
+	a := applier{db: db, learned: make(map[[32]byte]certRef)}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		a := applier{db: db, tx: tx}
+		a.tx = tx
 		visible := false
 		for i := range sets {
 			r, setErr, err := a.apply(ctx, &sets[i])
@@ -147,18 +201,20 @@ func (db *DB) ApplyDeviceSetsUnchanged(ctx context.Context, sets []certinv.Devic
 	if err != nil {
 		return nil, nil, err
 	}
+	db.certs.add(a.learned)
 	return unchanged, errs, nil
 }
 
 // applier applies device sets within one write transaction, reusing its
 // buffers from set to set.
 type applier struct {
-	db     *DB
-	tx     *sql.Tx
-	links  []certinv.Link
-	hashes [][32]byte
-	found  map[[32]byte]certRef
-	args   []any
+	db      *DB
+	tx      *sql.Tx
+	links   []certinv.Link
+	hashes  [][32]byte
+	found   map[[32]byte]certRef
+	learned map[[32]byte]certRef // certificates read or written, for the cache after commit
+	args    []any
 }
 
 type applyResult struct {
@@ -281,7 +337,7 @@ func (a *applier) apply(ctx context.Context, s *certinv.DeviceSet) (r applyResul
 	if a.found == nil {
 		a.found = make(map[[32]byte]certRef, len(a.hashes))
 	}
-	if err := a.db.lookup(ctx, a.tx, a.hashes, a.found); err != nil {
+	if err := a.db.lookup(ctx, a.tx, a.hashes, a.found, a.learned); err != nil {
 		return r, nil, err
 	}
 	var toInsert []*certinv.StoredCertificate
@@ -319,6 +375,7 @@ func (a *applier) apply(ctx context.Context, s *certinv.DeviceSet) (r applyResul
 			return r, nil, err
 		}
 		a.found[c.SHA256] = ref
+		a.learned[c.SHA256] = ref
 	}
 
 	if exists {
