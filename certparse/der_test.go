@@ -156,3 +156,14 @@ func TestWriteQuoted(t *testing.T) {
 		}
 	}
 }
+
+// TestEd448BasePoint checks the curve constants: B lies on the curve and
+// has order L.
+func TestEd448BasePoint(t *testing.T) {
+	if !ed448Equal(ed448Mul(ed448L, ed448B), ed448Identity()) {
+		t.Errorf("L·B is not the identity")
+	}
+	if ed448Equal(ed448B, ed448Identity()) {
+		t.Errorf("B is the identity")
+	}
+}

@@ -187,3 +187,35 @@ func TestParseRejectsMalformedExtensions(t *testing.T) {
 		})
 	}
 }
+
+// TestSelfSignedTampered flips the last octet of each self-signed test
+// certificate's signature: every verifier must then say no, while the
+// other fields stay as they were.
+func TestSelfSignedTampered(t *testing.T) {
+	n := 0
+	for _, set := range certSets {
+		for _, c := range set.load(t) {
+			orig, err := Parse(c.der)
+			if err != nil || !orig.SelfSigned {
+				continue
+			}
+			n++
+			der := append([]byte(nil), c.der...)
+			der[len(der)-1] ^= 0x01
+			got, err := Parse(der)
+			if err != nil {
+				t.Errorf("Parse(%s with its signature changed) error: %v", c.label, err)
+				continue
+			}
+			if got.SelfSigned {
+				t.Errorf("Parse(%s with its signature changed).SelfSigned = true, want false (%s)", c.label, got.SignatureAlgorithm)
+			}
+			if got.IssuedTo != orig.IssuedTo || got.SerialNumber != orig.SerialNumber || got.KeySize != orig.KeySize {
+				t.Errorf("Parse(%s with its signature changed) changed other fields", c.label)
+			}
+		}
+	}
+	if n < 100 {
+		t.Errorf("only %d self-signed test certificates, want at least 100", n)
+	}
+}

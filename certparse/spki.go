@@ -81,7 +81,9 @@ func parseSPKI(e element) (spkiFields, bool) {
 		case tagOID:
 			k.bits = curveBits[string(k.params.content)]
 		case tagSequence:
-			k.bits = explicitCurveBits(k.params.content)
+			if c, ok := parseECParameters(k.params.content); ok {
+				k.bits = c.orderBits()
+			}
 		}
 	case oidKeyDSA, oidKeyDSAOIW:
 		k.kind = keyDSA
@@ -109,27 +111,4 @@ func parseSPKI(e element) (spkiFields, bool) {
 		k.bits = 448
 	}
 	return k, true
-}
-
-// explicitCurveBits returns the size of the prime field of explicit
-// ECParameters ::= SEQUENCE { version, fieldID SEQUENCE { fieldType,
-// prime }, ... }, or 0 for anything else (binary fields).
-func explicitCurveBits(b []byte) int {
-	_, r, ok := readInteger(b)
-	if !ok {
-		return 0
-	}
-	field, _, ok := readTagged(r, tagSequence)
-	if !ok {
-		return 0
-	}
-	ft, r, ok := readTagged(field.content, tagOID)
-	if !ok || string(ft.content) != oidFieldPrime {
-		return 0
-	}
-	p, _, ok := readInteger(r)
-	if !ok {
-		return 0
-	}
-	return unsignedBits(p.content)
 }

@@ -81,6 +81,8 @@ func verifySelf(alg sigAlg, algContent []byte, k spkiFields, tbs, sigBits []byte
 			ok = k.kind == keyEC && verifyECDSA(k, digest(alg.hash, tbs), sig)
 		case sigDSA:
 			ok = alg.hash != 0 && k.kind == keyDSA && verifyDSA(k, digest(alg.hash, tbs), sig)
+		case sigEd448:
+			ok = k.kind == keyEd448 && ed448Verify(k.key, tbs, sig)
 		case sigEd25519:
 			ok = k.kind == keyEd25519 && len(k.key) == ed25519.PublicKeySize &&
 				ed25519.Verify(ed25519.PublicKey(k.key), tbs, sig)
@@ -240,15 +242,27 @@ func hashAlgorithm(b []byte) (crypto.Hash, bool) {
 	return h, ok
 }
 
-// verifyECDSA checks an ECDSA signature on the curves crypto/ecdsa has
-// (P-224, P-256, P-384, P-521). Other curves are reported as not verified.
+// verifyECDSA checks an ECDSA signature: with crypto/ecdsa on the curves
+// it has (P-224, P-256, P-384, P-521), with the package's own arithmetic on
+// the other named curves it knows and on explicit parameters.
 func verifyECDSA(k spkiFields, d, sig []byte) bool {
-	pub, err := x509.ParsePKIXPublicKey(k.full)
-	if err != nil {
-		return false
+	if k.params.tag == tagOID {
+		if c, ok := oidNamedCurves[string(k.params.content)]; ok {
+			return c.verify(k.key, d, sig)
+		}
+		pub, err := x509.ParsePKIXPublicKey(k.full)
+		if err != nil {
+			return false
+		}
+		ec, ok := pub.(*ecdsa.PublicKey)
+		return ok && ecdsa.VerifyASN1(ec, d, sig)
 	}
-	ec, ok := pub.(*ecdsa.PublicKey)
-	return ok && ecdsa.VerifyASN1(ec, d, sig)
+	if k.params.tag == tagSequence {
+		if c, ok := parseECParameters(k.params.content); ok {
+			return c.verify(k.key, d, sig)
+		}
+	}
+	return false
 }
 
 // verifyDSA checks a DSA signature, Dss-Sig-Value ::= SEQUENCE { r, s }.

@@ -69,6 +69,9 @@ newkey p256 EC -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:named_curv
 newkey p384 EC -pkeyopt ec_paramgen_curve:P-384 -pkeyopt ec_param_enc:named_curve
 newkey p521 EC -pkeyopt ec_paramgen_curve:P-521 -pkeyopt ec_param_enc:named_curve
 newkey bp256 EC -pkeyopt ec_paramgen_curve:brainpoolP256r1 -pkeyopt ec_param_enc:named_curve
+newkey p256explicit EC -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:explicit
+newkey bp384 EC -pkeyopt ec_paramgen_curve:brainpoolP384r1 -pkeyopt ec_param_enc:named_curve
+newkey bp320t EC -pkeyopt ec_paramgen_curve:brainpoolP320t1 -pkeyopt ec_param_enc:named_curve
 newkey k256 EC -pkeyopt ec_paramgen_curve:secp256k1 -pkeyopt ec_param_enc:named_curve
 newkey ed25519 ED25519
 newkey ed448 ED448
@@ -94,6 +97,9 @@ selfsign ecdsa-p256-sha1 p256 "/CN=P-256 SHA-1" -sha1
 selfsign ecdsa-p384 p384 "/CN=P-384" -sha384 -extensions v3
 selfsign ecdsa-p521 p521 "/CN=P-521" -sha512 -extensions v3
 selfsign ecdsa-brainpool bp256 "/CN=brainpoolP256r1" -sha256
+selfsign ecdsa-explicit-p256 p256explicit "/CN=Explicit P-256 parameters" -sha256
+selfsign ecdsa-brainpool384 bp384 "/CN=brainpoolP384r1" -sha384 -extensions v3
+selfsign ecdsa-brainpool320t bp320t "/CN=brainpoolP320t1" -sha512
 selfsign ecdsa-secp256k1 k256 "/CN=secp256k1" -sha256
 selfsign ed25519 ed25519 "/CN=Ed25519" -extensions v3
 selfsign ed448 ed448 "/CN=Ed448"
