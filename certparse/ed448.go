@@ -104,6 +104,24 @@ func ed448Add(p1, p2 ed448Point) ed448Point {
 	return ed448Point{x3, y3, z3}
 }
 
+// ed448Mul2 returns k1·P1 + k2·P2 (Shamir's trick: one chain of doublings).
+func ed448Mul2(k1 *big.Int, p1 ed448Point, k2 *big.Int, p2 ed448Point) ed448Point {
+	both := ed448Add(p1, p2)
+	r := ed448Identity()
+	for i := max(k1.BitLen(), k2.BitLen()) - 1; i >= 0; i-- {
+		r = ed448Add(r, r)
+		switch b1, b2 := k1.Bit(i), k2.Bit(i); {
+		case b1 == 1 && b2 == 1:
+			r = ed448Add(r, both)
+		case b1 == 1:
+			r = ed448Add(r, p1)
+		case b2 == 1:
+			r = ed448Add(r, p2)
+		}
+	}
+	return r
+}
+
 // ed448Mul returns k·P by double-and-add.
 func ed448Mul(k *big.Int, pt ed448Point) ed448Point {
 	r := ed448Identity()
@@ -153,5 +171,7 @@ func ed448Verify(pub, msg, sig []byte) bool {
 	reverse(digest)
 	k := new(big.Int).SetBytes(digest)
 	k.Mod(k, ed448L)
-	return ed448Equal(ed448Mul(s, ed448B), ed448Add(r, ed448Mul(k, a)))
+	// [S]B = R + [k]A, computed as [S]B + [k](-A) = R.
+	negA := ed448Point{new(big.Int).Sub(ed448P, a.x), a.y, a.z}
+	return ed448Equal(ed448Mul2(s, ed448B, k, negA), r)
 }

@@ -2,7 +2,8 @@ package certparse
 
 import (
 	"crypto"
-	"crypto/dsa" //nolint:staticcheck // DSA roots exist in real stores; only verified, never used to sign
+	//lint:ignore SA1019 DSA certificates exist in real stores; they are only verified here, never used to sign
+	"crypto/dsa"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/fips140"
@@ -16,8 +17,9 @@ import (
 )
 
 // Bounds on the keys whose signatures are checked, so that a hostile
-// certificate cannot make Parse slow: within them a check costs well under
-// a millisecond; beyond them SelfSigned is false.
+// certificate cannot make Parse slow: within them a check costs a few
+// milliseconds at most (BenchmarkParseHostile); beyond them SelfSigned is
+// false.
 const (
 	maxRSABits      = 16384
 	maxRSAExpBits   = 64 // for the math/big path; crypto/rsa takes at most 31
