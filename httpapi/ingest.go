@@ -59,6 +59,9 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) error {
 	if subtle.ConstantTimeCompare(got[:], s.cfg.EnrollmentSecretHash[:]) != 1 {
 		return certinv.Errorf(certinv.EUnauthorized, "the enrollment secret is not valid")
 	}
+	if r.ContentLength > certinv.MaxReportBytes {
+		return certinv.Errorf(certinv.ETooLarge, "the report is larger than %d bytes", certinv.MaxReportBytes)
+	}
 	rep, err := decodeReport(http.MaxBytesReader(w, r.Body, certinv.MaxReportBytes))
 	if err != nil {
 		return err
