@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+)
+
+func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return &usageError{"group: want 'group list --data DIR' or 'group set --data DIR --device ID --group NAME'"}
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("group "+sub, stderr)
+	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var device, group *string
+	switch sub {
+	case "list":
+	case "set":
+		device = fs.String("device", "", "device id (40 hex characters)")
+		group = fs.String("group", "", "group name, created if needed; empty takes the device out of its group")
+	default:
+		return &usageError{fmt.Sprintf("group: unknown subcommand %q: want list or set", sub)}
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		return &usageError{"group: --data DIR is required"}
+	}
+	log, _ := newLogger(stderr, "warn")
+	e, err := openEnv(ctx, *data, log)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	if sub == "set" {
+		if *device == "" {
+			return &usageError{"group set: --device is required"}
+		}
+		if err := e.db.SetDeviceGroup(ctx, *device, *group); err != nil {
+			return err
+		}
+		if *group == "" {
+			fmt.Fprintf(stdout, "device %s has no group now; it takes effect from the next snapshot\n", *device)
+		} else {
+			fmt.Fprintf(stdout, "device %s is in group %q now; it takes effect from the next snapshot\n", *device, *group)
+		}
+		return nil
+	}
+	groups, err := e.db.Groups(ctx)
+	if err != nil {
+		return err
+	}
+	if len(groups) == 0 {
+		fmt.Fprintln(stdout, "no groups: every device is exported in group None")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME")
+	for _, g := range groups {
+		fmt.Fprintf(tw, "%d\t%s\n", g.ID, g.Name)
+	}
+	return tw.Flush()
+}
+
+func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("stats", stderr)
+	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		return &usageError{"stats: --data DIR is required"}
+	}
+	log, _ := newLogger(stderr, "warn")
+	e, err := openEnv(ctx, *data, log)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	devs, certs, links, err := e.db.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "organization %s\ndevices %d\ncertificates %d (distinct)\nrecords %d\n", e.orgID, devs, certs, links)
+	if s, err := e.db.LatestSnapshot(ctx); err == nil {
+		fmt.Fprintf(stdout, "latest snapshot %s generated %s: %d records in %d files\n", s.ID, s.GeneratedAt.Format("2006-01-02T15:04:05Z"), s.Records, s.Files)
+	} else {
+		fmt.Fprintln(stdout, "no snapshot yet")
+	}
+	return nil
+}
