@@ -117,18 +117,3 @@ func BenchmarkParseHostile(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkParseFixture parses each generated fixture: the cost per
-// signature algorithm and key type.
-func BenchmarkParseFixture(b *testing.B) {
-	for _, c := range loadDir(b, "testdata/fixtures") {
-		b.Run(c.label, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := Parse(c.der); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
