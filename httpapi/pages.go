@@ -47,7 +47,8 @@ func (s *Server) handlePages(w http.ResponseWriter, r *http.Request) error {
 
 	var snap *certinv.Snapshot
 	var from snapshot.Position
-	if tok, ok := q["$skiptoken"]; ok {
+	tok, continued := q["$skiptoken"]
+	if continued {
 		st, err := decodeSkiptoken(tok, s.cfg.SkiptokenKey, scope)
 		if err != nil {
 			return err
@@ -69,6 +70,10 @@ func (s *Server) handlePages(w http.ResponseWriter, r *http.Request) error {
 	}
 	m, err := s.manifest(ctx, snap)
 	if err != nil {
+		if continued && errors.Is(err, fs.ErrNotExist) {
+			// Retired between the registry lookup and the read.
+			return certinv.Errorf(certinv.EBadRequest, "the $skiptoken points into an export that has been retired"+restartHint)
+		}
 		return err
 	}
 	if from.File > len(m.Files) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/snapshot"
 )
 
 // TestPagesEqualExportFiles checks the contract's central promise: a full
@@ -400,5 +401,35 @@ func TestDefaultGroups(t *testing.T) {
 	p = decodePage(t, e.do("GET", PathPages, e.reader(), nil))
 	if len(p.Value) != 6 {
 		t.Errorf("an application under DefaultGroups sees %d records, want 6", len(p.Value))
+	}
+}
+
+// TestFilesGoneBeforeRegistry covers a snapshot whose files were deleted
+// while the registry still names it (a retire between lookup and read): a
+// continued traversal is told to start again, not sent a broken body, a
+// download gets 404, and a first page is an internal error whose body does
+// not show where the files were.
+func TestFilesGoneBeforeRegistry(t *testing.T) {
+	e := newEnv(t)
+	e.addDevices(0, 6, 4, groupByThree)
+	snap := e.build()
+	tok := e.reader()
+	_, urls := e.exportLines(tok) // reads, and caches, the manifest
+	p := decodePage(t, e.do("GET", PathPages+"?pageSize=5", tok, nil))
+	if err := e.bucket.DeleteContainer(context.Background(), snapshot.Container(snap.ID)); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, e.do("GET", p.NextLink, tok, nil), http.StatusBadRequest, "BadRequest", "retired")
+	wantError(t, e.do("GET", urls[0], "", nil), http.StatusNotFound, "NotFound", "no longer exists")
+
+	e.srv.manifests = manifestCache{max: manifestCacheSize} // as after a restart
+	wantError(t, e.do("GET", p.NextLink, tok, nil), http.StatusBadRequest, "BadRequest", "retired")
+	w := e.do("GET", PathPages, tok, nil)
+	wantError(t, w, http.StatusInternalServerError, "InternalServerError", "internal error")
+	if strings.Contains(w.Body.String(), e.bucket.Root()) {
+		t.Errorf("error body %s shows the bucket's folder", w.Body)
+	}
+	if !strings.Contains(e.logs.String(), "internal error") {
+		t.Error("the internal error is not logged")
 	}
 }
