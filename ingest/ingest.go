@@ -285,25 +285,25 @@ func parse(sum [32]byte, der []byte) *parseResult {
 func validateDevice(r *certinv.Report, now time.Time) error {
 	d := &r.Device
 	if !validDeviceID(d.ID) {
-		return certinv.Errorf(certinv.EInvalid, "device.id %q is not a device id: it must be 40 lowercase hexadecimal characters", truncate(d.ID))
+		return certinv.Errorf(certinv.EInvalid, "deviceId %q is not a device id: it must be 40 lowercase hexadecimal characters", truncate(d.ID))
 	}
-	if err := validText("device.name", d.Name, certinv.MaxDeviceNameBytes, true); err != nil {
+	if err := validText("deviceName", d.Name, certinv.MaxDeviceNameBytes, true); err != nil {
 		return err
 	}
-	if err := validText("device.os", d.OS, certinv.MaxOSBytes, false); err != nil {
+	if err := validText("osPlatform", d.OS, certinv.MaxOSBytes, false); err != nil {
 		return err
 	}
-	if err := validText("groupName", r.GroupName, certinv.MaxGroupNameBytes, false); err != nil {
+	if err := validText("rbacGroupName", r.GroupName, certinv.MaxGroupNameBytes, false); err != nil {
 		return err
 	}
 	if r.GroupName == certinv.GroupNone || r.GroupName == certinv.GroupUnassigned {
-		return certinv.Errorf(certinv.EInvalid, "groupName %q is reserved for devices without a group; name another group, or send none", r.GroupName)
+		return certinv.Errorf(certinv.EInvalid, "rbacGroupName %q is reserved for devices without a group; name another group, or send none", r.GroupName)
 	}
 	if d.CollectedAt.IsZero() {
-		return certinv.Errorf(certinv.EInvalid, "device.collectedAt is missing; send the time the report was collected")
+		return certinv.Errorf(certinv.EInvalid, "collectedAt is missing; send the time the report was collected")
 	}
 	if limit := now.Add(MaxFutureSkew); d.CollectedAt.After(limit) {
-		return certinv.Errorf(certinv.EInvalid, "device.collectedAt %s is in the future; it may be at most %v ahead of the server's clock (%s)",
+		return certinv.Errorf(certinv.EInvalid, "collectedAt %s is in the future; it may be at most %v ahead of the server's clock (%s)",
 			d.CollectedAt.UTC().Format(time.RFC3339), MaxFutureSkew, now.UTC().Format(time.RFC3339))
 	}
 	return nil
