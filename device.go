@@ -84,6 +84,15 @@ type DeviceSet struct {
 	New       []StoredCertificate
 }
 
+// SetResult is how one DeviceSet was applied.
+type SetResult struct {
+	// Unchanged is true when the set equals the one already stored: only the
+	// device's name, OS and collection time were updated.
+	Unchanged bool
+	// Err is why the set was not applied; nil when it was.
+	Err error
+}
+
 // Link is one certificate at one path of a device.
 type Link struct {
 	Path   string
@@ -108,12 +117,13 @@ type Inventory interface {
 
 	// ApplyDeviceSets replaces each device's set of links with the given one,
 	// storing the new certificates it does not hold yet. All sets are written
-	// in one transaction. A set that cannot be applied gets its error in
-	// errs[i] (EConflict when its CollectedAt is older than the last report
-	// taken for that device, or when a link names a certificate the store does
+	// in one transaction, and results[i] tells how sets[i] went. A set that
+	// cannot be applied gets its error in results[i].Err (EConflict when its
+	// CollectedAt is older than the last report taken for that device; an
+	// *UnknownCertificatesError when a link names a certificate the store does
 	// not hold and New does not carry) and writes nothing; any other failure
 	// returns err and writes nothing at all.
-	ApplyDeviceSets(ctx context.Context, sets []DeviceSet) (errs []error, err error)
+	ApplyDeviceSets(ctx context.Context, sets []DeviceSet) (results []SetResult, err error)
 
 	// SetDeviceGroup places a known device in the named group, created if
 	// needed; an empty name takes the device out of its group. ENotFound when

@@ -206,13 +206,13 @@ func (e *env) addDevices(from, to, certsPer int, groupOf func(int) string) {
 		}
 		sets = append(sets, set)
 	}
-	errs, err := e.db.ApplyDeviceSets(context.Background(), sets)
+	results, err := e.db.ApplyDeviceSets(context.Background(), sets)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	for i, err := range errs {
-		if err != nil {
-			e.t.Fatalf("ApplyDeviceSets: set %d: %v", i, err)
+	for i, r := range results {
+		if r.Err != nil {
+			e.t.Fatalf("ApplyDeviceSets: set %d: %v", i, r.Err)
 		}
 	}
 }

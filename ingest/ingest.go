@@ -31,13 +31,6 @@ type Service struct {
 	Log   *slog.Logger     // nil means no logging
 }
 
-// UnchangedReporter is an optional capability of a store: ApplyDeviceSets
-// that also tells which sets equal the one already stored. The service uses
-// it, when the store has it, to fill IngestResult.Unchanged.
-type UnchangedReporter interface {
-	ApplyDeviceSetsUnchanged(ctx context.Context, sets []certinv.DeviceSet) (unchanged []bool, errs []error, err error)
-}
-
 // Ingest validates r and replaces its device's set of certificates with the
 // report's. A report that cannot be taken returns a *certinv.Error (EInvalid
 // or ETooLarge for a malformed report; EConflict for a stale one; a
@@ -127,24 +120,16 @@ func (s *Service) IngestBatch(ctx context.Context, rs []*certinv.Report) (result
 		return results, errs, nil
 	}
 
-	var unchanged []bool
-	var setErrs []error
-	if u, ok := s.Store.(UnchangedReporter); ok {
-		unchanged, setErrs, err = u.ApplyDeviceSetsUnchanged(ctx, sets)
-	} else {
-		setErrs, err = s.Store.ApplyDeviceSets(ctx, sets)
-	}
+	applied, err := s.Store.ApplyDeviceSets(ctx, sets)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
 	for k, i := range setOf {
-		if setErrs[k] != nil {
-			errs[i], results[i] = setErrs[k], nil
+		if applied[k].Err != nil {
+			errs[i], results[i] = applied[k].Err, nil
 			continue
 		}
-		if unchanged != nil {
-			results[i].Unchanged = unchanged[k]
-		}
+		results[i].Unchanged = applied[k].Unchanged
 		log.DebugContext(ctx, "ingest: report taken", "device", results[i].DeviceID,
 			"stored", results[i].Stored, "new", results[i].NewCertificates, "unchanged", results[i].Unchanged)
 	}

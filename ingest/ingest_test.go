@@ -304,7 +304,7 @@ type failingStore struct{ certinv.Inventory }
 
 var errStore = errors.New("disk on fire")
 
-func (failingStore) ApplyDeviceSets(context.Context, []certinv.DeviceSet) ([]error, error) {
+func (failingStore) ApplyDeviceSets(context.Context, []certinv.DeviceSet) ([]certinv.SetResult, error) {
 	return nil, errStore
 }
 

@@ -52,8 +52,8 @@ func BenchmarkApplyDeviceSets(b *testing.B) {
 				for n := 1; n < batch; n++ {
 					seed = append(seed, certinv.DeviceSet{Device: benchDevice(n, time.Unix(1, 0)), Links: links})
 				}
-				if errs, err := db.ApplyDeviceSets(ctx, seed); err != nil || errs[0] != nil {
-					b.Fatalf("seed: %v %v", err, errs)
+				if res, err := db.ApplyDeviceSets(ctx, seed); err != nil || res[0].Err != nil {
+					b.Fatalf("seed: %v %v", err, res)
 				}
 				sets := make([]certinv.DeviceSet, batch)
 				next := batch
@@ -70,13 +70,13 @@ func BenchmarkApplyDeviceSets(b *testing.B) {
 						}
 						sets[i] = certinv.DeviceSet{Device: benchDevice(n, at), Links: links}
 					}
-					errs, err := db.ApplyDeviceSets(ctx, sets)
+					res, err := db.ApplyDeviceSets(ctx, sets)
 					if err != nil {
 						b.Fatal(err)
 					}
-					for _, err := range errs {
-						if err != nil {
-							b.Fatal(err)
+					for _, r := range res {
+						if r.Err != nil {
+							b.Fatal(r.Err)
 						}
 					}
 					reports += batch

@@ -167,19 +167,10 @@ func (db *DB) MissingCertificates(ctx context.Context, hashes [][32]byte) ([][32
 
 // ApplyDeviceSets replaces each device's set of links with the given one; see
 // certinv.Inventory.
-func (db *DB) ApplyDeviceSets(ctx context.Context, sets []certinv.DeviceSet) (errs []error, err error) {
-	_, errs, err = db.ApplyDeviceSetsUnchanged(ctx, sets)
-	return errs, err
-}
-
-// ApplyDeviceSetsUnchanged is ApplyDeviceSets that also tells, for each set
-// applied, whether it equals the set already stored (unchanged[i]), which
-// the ingest service reports to agents.
-func (db *DB) ApplyDeviceSetsUnchanged(ctx context.Context, sets []certinv.DeviceSet) (unchanged []bool, errs []error, err error) {
-	unchanged = make([]bool, len(sets))
-	errs = make([]error, len(sets))
+func (db *DB) ApplyDeviceSets(ctx context.Context, sets []certinv.DeviceSet) ([]certinv.SetResult, error) {
+	results := make([]certinv.SetResult, len(sets))
 	a := applier{db: db, learned: make(map[[32]byte]certRef)}
-	err = db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		a.tx = tx
 		visible := false
 		for i := range sets {
@@ -187,8 +178,7 @@ func (db *DB) ApplyDeviceSetsUnchanged(ctx context.Context, sets []certinv.Devic
 			if err != nil {
 				return fmt.Errorf("apply set of device %s: %w", sets[i].Device.ID, err)
 			}
-			errs[i] = setErr
-			unchanged[i] = r.unchanged
+			results[i] = certinv.SetResult{Unchanged: r.unchanged && setErr == nil, Err: setErr}
 			visible = visible || r.visible
 		}
 		if visible {
@@ -199,10 +189,10 @@ func (db *DB) ApplyDeviceSetsUnchanged(ctx context.Context, sets []certinv.Devic
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	db.certs.add(a.learned)
-	return unchanged, errs, nil
+	return results, nil
 }
 
 // applier applies device sets within one write transaction, reusing its

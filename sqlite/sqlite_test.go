@@ -54,8 +54,8 @@ func TestReopenKeepsState(t *testing.T) {
 		Links:  []certinv.Link{{Path: "p", SHA256: c.SHA256}},
 		New:    []certinv.StoredCertificate{c.Stored()},
 	}
-	if errs, err := db.ApplyDeviceSets(ctx, []certinv.DeviceSet{set}); err != nil || errs[0] != nil {
-		t.Fatalf("ApplyDeviceSets: %v %v", err, errs)
+	if res, err := db.ApplyDeviceSets(ctx, []certinv.DeviceSet{set}); err != nil || res[0].Err != nil {
+		t.Fatalf("ApplyDeviceSets: %v %v", err, res)
 	}
 	v, _ := db.Version(ctx)
 	if err := db.Close(); err != nil {
@@ -186,9 +186,9 @@ func TestTwoProcesses(t *testing.T) {
 					Links:  []certinv.Link{{Path: "p", SHA256: cs[i].SHA256}},
 					New:    []certinv.StoredCertificate{cs[i].Stored()},
 				}
-				var errs []error
-				if errs, err = db.ApplyDeviceSets(ctx, []certinv.DeviceSet{set}); err == nil {
-					err = errs[0]
+				var res []certinv.SetResult
+				if res, err = db.ApplyDeviceSets(ctx, []certinv.DeviceSet{set}); err == nil {
+					err = res[0].Err
 				}
 				if err != nil {
 					break

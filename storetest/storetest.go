@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Empty", s.testEmpty},
 		{"NewDevice", s.testNewDevice},
 		{"SetReplacement", s.testSetReplacement},
+		{"UnchangedSet", s.testUnchanged},
 		{"EmptySetRemovesRecords", s.testEmptySet},
 		{"DuplicateLinks", s.testDuplicateLinks},
 		{"CertificatesStoredOnce", s.testStoredOnce},
@@ -112,14 +113,25 @@ func want(groupID int64, groupName string, d certinv.Device, path string, c *Cer
 	return row{groupID, groupName, d.ID, d.Name, path, string(c.JSON)}
 }
 
-func applyAll(t *testing.T, s Store, sets ...certinv.DeviceSet) []error {
+// applyResults applies sets and returns their results.
+func applyResults(t *testing.T, s Store, sets ...certinv.DeviceSet) []certinv.SetResult {
 	t.Helper()
-	errs, err := s.ApplyDeviceSets(context.Background(), sets)
+	results, err := s.ApplyDeviceSets(context.Background(), sets)
 	if err != nil {
 		t.Fatalf("ApplyDeviceSets: %v", err)
 	}
-	if len(errs) != len(sets) {
-		t.Fatalf("ApplyDeviceSets returned %d errors for %d sets", len(errs), len(sets))
+	if len(results) != len(sets) {
+		t.Fatalf("ApplyDeviceSets returned %d results for %d sets", len(results), len(sets))
+	}
+	return results
+}
+
+// applyAll applies sets and returns the error of each.
+func applyAll(t *testing.T, s Store, sets ...certinv.DeviceSet) []error {
+	t.Helper()
+	var errs []error
+	for _, r := range applyResults(t, s, sets...) {
+		errs = append(errs, r.Err)
 	}
 	return errs
 }
@@ -285,6 +297,30 @@ func (s *suite) testSetReplacement(t *testing.T) {
 	}
 	s.sortRows(w)
 	diffRows(t, "after replacement", got, w)
+}
+
+func (s *suite) testUnchanged(t *testing.T) {
+	st := s.open(t)
+	c := s.c
+	d := device(1, t0)
+	if r := applyResults(t, st, set(d, link{"p/a", c[0]}, link{"p/b", c[1]})); r[0].Unchanged {
+		t.Errorf("first report of a device: Unchanged = true, want false")
+	}
+	// The same links in another order, collected later: unchanged.
+	d.CollectedAt = t0.Add(time.Hour)
+	if r := applyResults(t, st, set(d, link{"p/b", c[1]}, link{"p/a", c[0]})); !r[0].Unchanged || r[0].Err != nil {
+		t.Errorf("same links again: result = %+v, want Unchanged and no error", r[0])
+	}
+	// One certificate moved: changed.
+	d.CollectedAt = t0.Add(2 * time.Hour)
+	if r := applyResults(t, st, set(d, link{"p/a", c[0]}, link{"p/c", c[1]})); r[0].Unchanged {
+		t.Errorf("a certificate moved to another path: Unchanged = true, want false")
+	}
+	// A stale report is neither applied nor unchanged.
+	d.CollectedAt = t0
+	if r := applyResults(t, st, set(d, link{"p/a", c[0]}, link{"p/c", c[1]})); r[0].Unchanged || r[0].Err == nil {
+		t.Errorf("stale report: result = %+v, want an error and Unchanged false", r[0])
+	}
 }
 
 func (s *suite) testEmptySet(t *testing.T) {
@@ -751,11 +787,11 @@ func (s *suite) testConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				n := w*each + i
-				errs, err := st.ApplyDeviceSets(context.Background(), []certinv.DeviceSet{
+				results, err := st.ApplyDeviceSets(context.Background(), []certinv.DeviceSet{
 					set(device(n, t0), link{"p", s.c[n%len(s.c)]}, link{"q", s.c[(n+1)%len(s.c)]}),
 				})
 				if err == nil {
-					err = errs[0]
+					err = results[0].Err
 				}
 				if err != nil {
 					errc <- err
