@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/certinv/certinv/auth"
 	"github.com/certinv/certinv/blob"
+	"github.com/certinv/certinv/certparse"
 	"github.com/certinv/certinv/datadir"
 	"github.com/certinv/certinv/sqlite"
 )
@@ -34,6 +36,17 @@ func openEnv(ctx context.Context, path string, log *slog.Logger) (*env, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("read organization id: %w", err)
+	}
+	// Certificates stored by an older parser get their fields derived anew.
+	start := time.Now()
+	changed, failed, err := db.Rederive(ctx, certparse.Version, certparse.Fragment)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("derive the fields of stored certificates with parser version %d: %w", certparse.Version, err)
+	}
+	if changed > 0 || failed > 0 {
+		log.Info("stored certificates derived anew by the current parser", "version", certparse.Version,
+			"changed", changed, "refused", failed, "took", time.Since(start).Round(time.Millisecond))
 	}
 	bucket, err := blob.NewDir(dir.FilesPath())
 	if err != nil {
