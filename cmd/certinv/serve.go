@@ -183,13 +183,9 @@ func serve(ctx context.Context, e *env, o *serveOptions, listening func(publicUR
 func runSchedule(ctx context.Context, e *env, interval, retention time.Duration) {
 	b := e.builder()
 	tick := func() {
-		start := time.Now()
-		s, built, err := b.BuildIfChanged(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
+		// The builder logs its progress and what it published.
+		if _, _, err := b.BuildIfChanged(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("snapshot build failed; the previous snapshot keeps serving", "err", err)
-		case built:
-			e.log.Info("snapshot published", "id", s.ID, "time_path", s.TimePath(), "records", s.Records, "files", s.Files, "took", time.Since(start).Round(time.Millisecond))
 		}
 		if n, err := b.Retire(ctx, retention); err != nil && ctx.Err() == nil {
 			e.log.Error("retiring old snapshots failed", "err", err)
