@@ -141,9 +141,17 @@ type group struct {
 // made from a pool of realistic certificates: records of about 1 KB, with
 // the repetition of a real fleet (most devices hold the same roots).
 func fleet(seed uint64, groups []group) []certinv.InventoryRow {
+	rows, _ := fleetRecords(seed, groups)
+	return rows
+}
+
+// fleetRecords returns the rows of fleet and the same records as
+// certinv.Records, with their certificates.
+func fleetRecords(seed uint64, groups []group) ([]certinv.InventoryRow, []certinv.Record) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	certs := certPool(rng, 400)
 	var rows []certinv.InventoryRow
+	var recs []certinv.Record
 	device := 0
 	for _, g := range groups {
 		for n := 0; n < g.records; device++ {
@@ -161,16 +169,20 @@ func fleet(seed uint64, groups []group) []certinv.InventoryRow {
 					Path:            cert.path(c),
 					CertificateJSON: cert.json,
 				})
+				r := &rows[len(rows)-1]
+				recs = append(recs, certinv.Record{DeviceID: r.DeviceID, DeviceName: r.DeviceName, Path: r.Path,
+					Certificate: cert.cert, RBACGroupID: g.id, RBACGroupName: g.name})
 				n++
 			}
 		}
 	}
-	return rows
+	return rows, recs
 }
 
 type testCert struct {
 	thumb string
 	json  []byte
+	cert  *certinv.Certificate
 }
 
 func (c *testCert) path(i int) string {
@@ -212,7 +224,7 @@ func certPool(rng *rand.Rand, n int) []testCert {
 			ExtendedKeyUsage:   []string{"Server Authentication", "Client Authentication"},
 			SelfSigned:         true,
 		}
-		out[i] = testCert{thumb: c.Thumbprint, json: certinv.AppendCertificateJSON(nil, c)}
+		out[i] = testCert{thumb: c.Thumbprint, json: certinv.AppendCertificateJSON(nil, c), cert: c}
 	}
 	return out
 }

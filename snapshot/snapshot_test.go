@@ -512,7 +512,7 @@ func TestBuildFailurePublishesNothing(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup func(e *env, cancel context.CancelFunc)
-		want  error
+		want  error // nil: rows out of order
 	}{
 		{"put of a later part file fails", func(e *env, _ context.CancelFunc) {
 			e.b.Bucket = &failBucket{Dir: e.dir, fail: func(k string) bool { return strings.Contains(k, "_RbacGroupId=12/") }}
@@ -542,6 +542,9 @@ func TestBuildFailurePublishesNothing(t *testing.T) {
 		{"publish fails", func(e *env, _ context.CancelFunc) {
 			e.reg.publishErr = errPut
 		}, errPut},
+		{"rows out of group order", func(e *env, _ context.CancelFunc) {
+			e.src.rows = append(slices.Clone(e.src.rows[60:]), e.src.rows[:60]...)
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -550,7 +553,10 @@ func TestBuildFailurePublishesNothing(t *testing.T) {
 			defer cancel()
 			tt.setup(e, cancel)
 			s, err := e.b.Build(ctx)
-			if !errors.Is(err, tt.want) {
+			switch {
+			case tt.want == nil && (err == nil || !strings.Contains(err.Error(), "out of order")):
+				t.Errorf("Build() = %v, %v; want an error about rows out of order", s, err)
+			case tt.want != nil && !errors.Is(err, tt.want):
 				t.Errorf("Build() = %v, %v; want an error wrapping %v", s, err, tt.want)
 			}
 			if _, err := e.reg.LatestSnapshot(context.Background()); certinv.KindOf(err) != certinv.ENotFound {
