@@ -161,17 +161,18 @@ func testMissing(t *testing.T, b blob.Bucket) {
 // release before returning the rest: the test looks at the bucket while a Put
 // is in the middle of its object.
 type blockingReader struct {
-	data    []byte
-	off     int
-	reached chan struct{}
-	release chan struct{}
+	data     []byte
+	off      int
+	reached  chan struct{}
+	release  chan struct{}
+	signaled bool
 }
 
 func (r *blockingReader) Read(p []byte) (int, error) {
 	half := len(r.data) / 2
-	if r.off == half && r.reached != nil {
+	if r.off == half && !r.signaled {
+		r.signaled = true
 		close(r.reached)
-		r.reached = nil
 		<-r.release
 	}
 	end := len(r.data)
@@ -191,10 +192,11 @@ func testPutInvisibleUntilDone(t *testing.T, b blob.Bucket) {
 	cleanup(t, b, c)
 	key := c + "/slow"
 	data := payload(1 << 20)
-	r := &blockingReader{data: data, reached: make(chan struct{}), release: make(chan struct{})}
+	reached, release := make(chan struct{}), make(chan struct{})
+	r := &blockingReader{data: data, reached: reached, release: release}
 	done := make(chan error, 1)
 	go func() { done <- b.Put(context.Background(), key, r) }()
-	<-r.reached
+	<-reached
 	rc, err := b.Open(context.Background(), key, 0, -1)
 	if err == nil {
 		rc.Close()
@@ -202,7 +204,7 @@ func testPutInvisibleUntilDone(t *testing.T, b blob.Bucket) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Open(%q) during Put = %v, want fs.ErrNotExist", key, err)
 	}
-	close(r.release)
+	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("Put(%q) = %v, want nil", key, err)
 	}
