@@ -127,6 +127,15 @@ func BenchmarkBuildFloor(b *testing.B) {
 }
 
 func buildFloor(recs []certinv.Record, level, chunk, workers int) (compressed int64) {
+	return encodeFloor(recs, level, chunk, workers)
+}
+
+// encodeFloor encodes recs as NDJSON in chunks of chunk lines and gzips each
+// chunk at level, on workers goroutines, in memory.
+func encodeFloor[T any, P interface {
+	*T
+	AppendJSON([]byte) []byte
+}](recs []T, level, chunk, workers int) (compressed int64) {
 	var next, total atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -141,7 +150,7 @@ func buildFloor(recs []certinv.Record, level, chunk, workers int) (compressed in
 				}
 				raw = raw[:0]
 				for j := i; j < min(i+chunk, len(recs)); j++ {
-					raw = recs[j].AppendJSON(raw)
+					raw = P(&recs[j]).AppendJSON(raw)
 					raw = append(raw, '\n')
 				}
 				out.Reset()
