@@ -57,6 +57,9 @@ type DB struct {
 
 	certs certCache
 
+	// fragmentBudget overrides fragmentCacheBytes, for tests.
+	fragmentBudget int
+
 	stmtMu sync.Mutex
 	stmts  map[stmtKey]*sql.Stmt
 }
