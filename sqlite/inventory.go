@@ -610,4 +610,3 @@ func readGroups(ctx context.Context, q querier) ([]certinv.Group, error) {
 	}
 	return gs, nil
 }
-
