@@ -53,6 +53,7 @@ Usage:
   certinv token    --data DIR [--role Vulnerability.Read.All] [--scope Vulnerability.Read]
   certinv group    list|set --data DIR ...                          RBAC device groups
   certinv stats    --data DIR                                        what the store holds
+  certinv scan     [--format table|json|ndjson] [--password P] [PATH ...]   the certificates of this machine
 
 Run 'certinv COMMAND -h' for the flags of a command. Flags default to the
 environment variables CERTINV_DATA, CERTINV_ADDR and CERTINV_PUBLIC_URL.
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runGroup(ctx, rest, stdout, stderr)
 	case "stats":
 		return runStats(ctx, rest, stdout, stderr)
+	case "scan":
+		return runScan(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
