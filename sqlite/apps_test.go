@@ -1,0 +1,15 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/storetest"
+)
+
+func TestAppStore(t *testing.T) {
+	storetest.RunApps(t, func(t *testing.T) certinv.AppStore {
+		return openTest(t, filepath.Join(t.TempDir(), "certinv.db"))
+	})
+}
