@@ -1,0 +1,5 @@
+//go:build darwin
+
+package agent
+
+func defaultStateDir() string { return "/Library/Application Support/certinv-agent" }
