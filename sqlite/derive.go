@@ -24,9 +24,9 @@ const rederiveBatch = 512
 // derive returns a certificate's fragment (certinv.AppendCertificateJSON of
 // the parsed certificate). A certificate that the new parser refuses keeps
 // its old fragment and is counted in failed. Rederive bumps the inventory
-// version when any fragment changed, so the next snapshot carries them. It
-// may be stopped at any point and run again: the recorded version changes
-// only once every certificate is done.
+// version when it records the new parser version, so the next snapshot
+// carries the new fragments. It may be stopped at any point and run again:
+// the recorded version changes only once every certificate is done.
 func (db *DB) Rederive(ctx context.Context, version int, derive func(der []byte) ([]byte, error)) (changed, failed int, err error) {
 	var have int
 	if err := db.reader.QueryRowContext(ctx, `SELECT derivation FROM meta WHERE id = 1`).Scan(&have); err != nil {
@@ -99,12 +99,10 @@ func (db *DB) Rederive(ctx context.Context, version int, derive func(der []byte)
 			return changed, failed, err
 		}
 	}
+	// The version grows even when this run changed nothing: an earlier run
+	// that was stopped may have changed fragments without recording it.
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		bump := 0
-		if changed > 0 {
-			bump = 1
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE meta SET derivation = ?, version = version + ? WHERE id = 1`, version, bump)
+		_, err := tx.ExecContext(ctx, `UPDATE meta SET derivation = ?, version = version + 1 WHERE id = 1`, version)
 		return err
 	})
 	if err != nil {

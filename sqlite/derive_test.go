@@ -94,4 +94,19 @@ func TestRederiveStoppedResumes(t *testing.T) {
 	if err != nil || changed != 1 {
 		t.Errorf("Rederive after an interrupted one = %d changed, %v; want 1, nil", changed, err)
 	}
+
+	// A run stopped after it changed fragments but before it recorded the
+	// version: the next run finds nothing to change, yet must still bump
+	// the inventory version so that a snapshot carries the new fragments.
+	if _, err := db.writer.ExecContext(context.Background(), `UPDATE meta SET derivation = 2`); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := db.Version(context.Background())
+	changed, _, err = db.Rederive(context.Background(), 3, func([]byte) ([]byte, error) { return []byte(`"a":1`), nil })
+	if err != nil || changed != 0 {
+		t.Fatalf("Rederive over fragments already new = %d changed, %v; want 0, nil", changed, err)
+	}
+	if v2, _ := db.Version(context.Background()); v2 <= v {
+		t.Errorf("Version after recording a new parser version = %d, want more than %d", v2, v)
+	}
 }
