@@ -1,0 +1,14 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/certinv/certinv/storetest"
+)
+
+func TestAccess(t *testing.T) {
+	storetest.RunAccess(t, func(t *testing.T) storetest.AccessStore {
+		return openTest(t, filepath.Join(t.TempDir(), "certinv.db"))
+	})
+}

@@ -1,0 +1,97 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/certinv/certinv"
+)
+
+// The DB keeps the audit log.
+var _ certinv.AuditLog = (*DB)(nil)
+
+// MaxAuditEntries is the most entries one AuditEntries call returns.
+const MaxAuditEntries = 10000
+
+// audit appends an entry within tx, so that the action and its record
+// commit together. details is marshalled to JSON; it must hold no secret.
+func (db *DB) audit(ctx context.Context, tx *sql.Tx, actor, action, target string, details any) error {
+	d := "{}"
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err != nil {
+			return fmt.Errorf("audit %s: %w", action, err)
+		}
+		d = string(b)
+	}
+	if actor == "" {
+		actor = "unknown"
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)`,
+		db.Now().UnixMicro(), actor, action, target, d); err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// AppendAudit records an action done outside the stores of this package.
+func (db *DB) AppendAudit(ctx context.Context, e certinv.AuditEntry) error {
+	if e.Action == "" {
+		return certinv.Errorf(certinv.EInvalid, "an audit entry needs an action")
+	}
+	if e.Details == "" {
+		e.Details = "{}"
+	}
+	if !json.Valid([]byte(e.Details)) {
+		return certinv.Errorf(certinv.EInvalid, "the details of an audit entry must be JSON")
+	}
+	at := e.Time
+	if at.IsZero() {
+		at = db.Now()
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)`,
+			at.UnixMicro(), e.Actor, e.Action, e.Target, e.Details); err != nil {
+			return fmt.Errorf("append audit entry: %w", err)
+		}
+		return nil
+	})
+}
+
+// AuditEntries returns up to limit entries with an id above afterID, oldest
+// first.
+func (db *DB) AuditEntries(ctx context.Context, afterID int64, limit int) ([]certinv.AuditEntry, error) {
+	if limit < 1 || limit > MaxAuditEntries {
+		return nil, certinv.Errorf(certinv.EInvalid, "limit must be between 1 and %d", MaxAuditEntries)
+	}
+	rows, err := db.reader.QueryContext(ctx, `SELECT id, at, actor, action, target, details FROM audit_log WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []certinv.AuditEntry
+	for rows.Next() {
+		var e certinv.AuditEntry
+		var at int64
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &e.Details); err != nil {
+			return nil, fmt.Errorf("read audit log: %w", err)
+		}
+		e.Time = timeOfMicro(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	return out, nil
+}
+
+// microOrZero returns the time of a nullable microsecond column.
+func microOrZero(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return timeOfMicro(v.Int64)
+}
