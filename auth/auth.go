@@ -1,8 +1,18 @@
 // Package auth issues and verifies the bearer tokens of the export API, in
-// the shape of the vendor's identity platform (Microsoft Entra ID v2 access
-// tokens): an embedded Issuer signs application and delegated tokens with an
-// RSA key and publishes its public keys as a JSON Web Key Set, and a Verifier
-// turns a bearer token from any trusted issuer into a *certinv.Principal.
+// the shape of the vendor's identity platform (Microsoft Entra ID access
+// tokens, v1 and v2):
+//
+//   - an embedded Issuer signs application and delegated tokens with an RSA
+//     key and publishes its public keys as a JSON Web Key Set;
+//   - Apps registers applications with the embedded issuer, keeps a digest
+//     of their secrets, and grants them tokens with the client-credentials
+//     flow; a deleted application's tokens, and those of a rotated secret,
+//     stop working;
+//   - RemoteKeys fetches and caches the keys of the organization's own
+//     identity providers (OpenID discovery or a JWKS URL), configured as
+//     TrustConfig and turned into a Trust by NewTrust;
+//   - a Verifier turns a bearer token from any trusted issuer into a
+//     *certinv.Principal, accepting asymmetric algorithms only.
 package auth
 
 import (

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,11 @@ type IssuerConfig struct {
 	// Lifetime of a token when Claims.Lifetime is zero; DefaultTokenLifetime
 	// when zero.
 	Lifetime time.Duration
+	// Aliases are other iss values of this issuer whose tokens its keys
+	// verify: the issuer's former or offline name (certinv serve signs with
+	// its URL and still accepts tokens that `certinv token` signs with its
+	// URN). Issue always signs with Issuer.
+	Aliases []string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -49,6 +55,7 @@ type Issuer struct {
 	key      *rsa.PrivateKey
 	kid      string
 	iss      string
+	aliases  []string
 	tid      string
 	lifetime time.Duration
 	now      func() time.Time
@@ -71,6 +78,7 @@ func NewIssuer(cfg IssuerConfig) (*Issuer, error) {
 		key:      cfg.Key,
 		kid:      Thumbprint(&cfg.Key.PublicKey),
 		iss:      cfg.Issuer,
+		aliases:  slices.Clone(cfg.Aliases),
 		tid:      cfg.TenantID,
 		lifetime: cfg.Lifetime,
 		now:      cfg.Now,
@@ -101,12 +109,16 @@ func (i *Issuer) KeyID() string { return i.kid }
 // IssuerURL returns the iss claim of the issued tokens.
 func (i *Issuer) IssuerURL() string { return i.iss }
 
+// Issuers returns the iss values whose tokens i's keys verify: the one it
+// signs with, then its aliases. A Verifier of i's tokens trusts these.
+func (i *Issuer) Issuers() []string { return append([]string{i.iss}, i.aliases...) }
+
 // TenantID returns the tid claim of the issued tokens.
 func (i *Issuer) TenantID() string { return i.tid }
 
 // Key implements KeySet: the public keys of i, for tokens of i's issuer.
 func (i *Issuer) Key(_ context.Context, issuer, kid string) (crypto.PublicKey, error) {
-	if issuer != i.iss {
+	if issuer != i.iss && !slices.Contains(i.aliases, issuer) {
 		return nil, ErrUnknownKey
 	}
 	if k, ok := i.public[kid]; ok {
@@ -125,6 +137,11 @@ type Claims struct {
 	UPN      string   // upn of a delegated token
 	Roles    []string // application permissions (claim roles)
 	Scopes   []string // delegated permissions (claim scp, joined by spaces)
+	// CredentialID names the client secret the token was granted for
+	// (claim certinv_sid): a Verifier with Credentials refuses the token once
+	// that secret is rotated or its application deleted. Empty for tokens
+	// made without a client credential (`certinv token`).
+	CredentialID string
 	// Lifetime overrides the issuer's token lifetime when positive.
 	Lifetime time.Duration
 }
@@ -144,19 +161,36 @@ type tokenClaims struct {
 	IDType            string   `json:"idtyp,omitempty"`
 	Version           string   `json:"ver,omitempty"`
 	UTI               string   `json:"uti,omitempty"`
+	// CredentialID is certinv's own claim: the id of the registered
+	// application's secret that the token was granted for.
+	CredentialID string `json:"certinv_sid,omitempty"`
+}
+
+// issuedClaims are the claims as signed: aud is one string, as in the
+// vendor's tokens (the library writes an array).
+type issuedClaims struct {
+	tokenClaims
+	Audience string `json:"aud"`
 }
 
 // Issue signs a token for c with RS256.
 func (i *Issuer) Issue(c Claims) (string, error) {
+	tok, _, err := i.IssueToken(c)
+	return tok, err
+}
+
+// IssueToken signs a token for c with RS256 and returns it with its expiry
+// (the exp claim).
+func (i *Issuer) IssueToken(c Claims) (string, time.Time, error) {
 	if c.Audience == "" || c.AppID == "" {
-		return "", errors.New("auth: a token needs an audience and an application id")
+		return "", time.Time{}, errors.New("auth: a token needs an audience and an application id")
 	}
 	if len(c.Scopes) > 0 && c.ObjectID == "" {
-		return "", errors.New("auth: a delegated token needs the user's object id")
+		return "", time.Time{}, errors.New("auth: a delegated token needs the user's object id")
 	}
 	for _, s := range c.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\r\n") {
-			return "", fmt.Errorf("auth: scope %q is empty or holds white space", s)
+			return "", time.Time{}, fmt.Errorf("auth: scope %q is empty or holds white space", s)
 		}
 	}
 	lifetime := c.Lifetime
@@ -189,6 +223,7 @@ func (i *Issuer) Issue(c Claims) (string, error) {
 		Roles:           c.Roles,
 		Version:         "2.0",
 		UTI:             id,
+		CredentialID:    c.CredentialID,
 	}
 	if len(c.Scopes) > 0 {
 		tc.Scope = strings.Join(c.Scopes, " ")
@@ -198,13 +233,13 @@ func (i *Issuer) Issue(c Claims) (string, error) {
 	} else {
 		tc.IDType = "app"
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, tc)
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, issuedClaims{tc, c.Audience})
 	tok.Header["kid"] = i.kid
 	s, err := tok.SignedString(i.key)
 	if err != nil {
-		return "", fmt.Errorf("auth: sign token: %w", err)
+		return "", time.Time{}, fmt.Errorf("auth: sign token: %w", err)
 	}
-	return s, nil
+	return s, tc.ExpiresAt.Time, nil
 }
 
 // jwk is one RSA key of a JSON Web Key Set (RFC 7517).

@@ -26,17 +26,45 @@ const ClockSkew = 5 * time.Minute
 // ones only, never "none" or HMAC (whose key would be the public key).
 var AcceptedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "ES256", "ES384"}
 
+// Trust is an identity provider whose tokens a Verifier accepts: the iss
+// values it signs with, the aud values its tokens must name, and its keys.
+// NewTrust makes one for a remote provider from its TrustConfig.
+type Trust struct {
+	Issuers   []string
+	Audiences []string
+	Keys      KeySet
+}
+
+// CredentialChecker says whether the client secret a token was granted for
+// is still current; *Apps is one. CheckCredential returns nil when it is,
+// an *certinv.Error of kind EUnauthorized when the application was deleted
+// or the secret rotated, and any other error when it cannot tell.
+type CredentialChecker interface {
+	CheckCredential(ctx context.Context, appID, credentialID string) error
+}
+
 // Verifier checks bearer tokens and turns them into principals. Its fields
 // must not change once it is in use.
 type Verifier struct {
-	// Keys finds the key a token's signature is checked with.
+	// Keys finds the key a token of Issuers is checked with: the embedded
+	// issuer's keys.
 	Keys KeySet
-	// Issuers are the trusted iss values; a token of any other is refused
-	// before any key is looked up.
+	// Issuers are the trusted iss values of Keys; a token whose issuer is
+	// neither one of these nor one of Trusted's is refused before any key
+	// is looked up.
 	Issuers []string
-	// Audiences are the accepted aud values; AudienceDefender and
-	// AudienceCertinv when empty.
+	// Audiences are the accepted aud values of Issuers' tokens;
+	// AudienceDefender and AudienceCertinv when empty.
 	Audiences []string
+	// Trusted are the other identity providers (the organization's own),
+	// each with its own issuers, audiences and keys. An iss of Issuers
+	// takes precedence over the same iss in Trusted.
+	Trusted []Trust
+	// Credentials checks the tokens of Issuers that name the client secret
+	// they were granted for (claim certinv_sid). When nil, such tokens are
+	// refused: a token that a rotation or deletion should revoke is never
+	// taken unchecked.
+	Credentials CredentialChecker
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -45,10 +73,11 @@ type Verifier struct {
 // returns its principal. A token without roles or scp is valid and yields a
 // principal without permissions: whether that may call an endpoint is the
 // endpoint's decision. Every refusal is an *certinv.Error of kind
-// EUnauthorized whose message says what was wrong; a failure to find keys for
-// another reason is returned as an internal error.
+// EUnauthorized whose message says what was wrong; a failure to find keys or
+// check credentials for another reason is returned as it is (internal, or
+// EUnavailable when a remote issuer's keys cannot be fetched).
 func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal, error) {
-	if v.Keys == nil || len(v.Issuers) == 0 {
+	if (v.Keys == nil || len(v.Issuers) == 0) && len(v.Trusted) == 0 {
 		return nil, errors.New("auth: verifier has no keys or no trusted issuers")
 	}
 	if token == "" {
@@ -58,22 +87,24 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal
 	if now == nil {
 		now = time.Now
 	}
-	auds := v.Audiences
-	if len(auds) == 0 {
-		auds = []string{AudienceDefender, AudienceCertinv}
-	}
-	var keyErr error // set by keyfunc: not a token problem
-	var claims tokenClaims
+	var (
+		keyErr   error // set by keyfunc: not a token problem
+		auds     []string
+		embedded bool
+		claims   tokenClaims
+	)
 	_, err := jwt.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		iss := claims.Issuer
-		if !slices.Contains(v.Issuers, iss) {
+		var keys KeySet
+		keys, auds, embedded = v.trust(iss)
+		if keys == nil {
 			return nil, unauthorized("the bearer token's issuer is not trusted")
 		}
 		kid, _ := t.Header["kid"].(string)
 		if kid == "" {
 			return nil, unauthorized("the bearer token names no signing key (kid)")
 		}
-		key, err := v.Keys.Key(ctx, iss, kid)
+		key, err := keys.Key(ctx, iss, kid)
 		if errors.Is(err, ErrUnknownKey) {
 			return nil, unauthorized("the bearer token's signing key (kid) is not one of the issuer's keys")
 		}
@@ -88,7 +119,6 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal
 		jwt.WithTimeFunc(now),
 		jwt.WithExpirationRequired(),
 		jwt.WithNotBeforeRequired(),
-		jwt.WithAudience(auds...),
 		jwt.WithStrictDecoding(),
 	)
 	if keyErr != nil {
@@ -96,6 +126,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal
 	}
 	if err != nil {
 		return nil, tokenError(err)
+	}
+	if len(claims.Audience) == 0 {
+		return nil, unauthorized("the bearer token lacks a required claim: the audience (aud)")
+	}
+	if !slices.ContainsFunc(claims.Audience, func(a string) bool { return slices.Contains(auds, a) }) {
+		return nil, unauthorized("the bearer token's audience is not accepted")
 	}
 	p := &certinv.Principal{
 		Issuer:   claims.Issuer,
@@ -112,7 +148,36 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal
 	if p.UPN == "" {
 		p.UPN = claims.PreferredUsername
 	}
+	if embedded && claims.CredentialID != "" {
+		if v.Credentials == nil {
+			return nil, unauthorized("the bearer token was granted to a registered application, which this server cannot check")
+		}
+		if err := v.Credentials.CheckCredential(ctx, p.AppID, claims.CredentialID); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
+}
+
+// trust returns the keys and audiences of the tokens of issuer iss, and
+// whether iss is one of Issuers; nil keys when iss is not trusted.
+func (v *Verifier) trust(iss string) (KeySet, []string, bool) {
+	if iss == "" {
+		return nil, nil, false
+	}
+	if v.Keys != nil && slices.Contains(v.Issuers, iss) {
+		auds := v.Audiences
+		if len(auds) == 0 {
+			auds = []string{AudienceDefender, AudienceCertinv}
+		}
+		return v.Keys, auds, true
+	}
+	for _, t := range v.Trusted {
+		if t.Keys != nil && slices.Contains(t.Issuers, iss) {
+			return t.Keys, t.Audiences, false
+		}
+	}
+	return nil, nil, false
 }
 
 func unauthorized(msg string) error { return certinv.Errorf(certinv.EUnauthorized, "%s", msg) }
