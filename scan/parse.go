@@ -97,20 +97,27 @@ func (p *parser) add(alias string, der []byte) {
 
 // addChecked frames der as a certificate and takes it, or records why not.
 func (p *parser) addChecked(what, alias string, der []byte) {
-	if len(der) > maxCertificateBytes {
-		p.errorf("%s: certificate of %d bytes is larger than the limit of %d", what, len(der), maxCertificateBytes)
-		return
-	}
-	n, err := certificateLength(der)
-	if err != nil {
-		p.errorf("%s: corrupt certificate: %v", what, err)
-		return
-	}
-	if n != len(der) {
-		p.errorf("%s: corrupt certificate: %d bytes after its end", what, len(der)-n)
+	if err := checkCertificate(der); err != nil {
+		p.errorf("%s: %v", what, err)
 		return
 	}
 	p.add(alias, der)
+}
+
+// checkCertificate checks that der is one framed certificate within the
+// size limit.
+func checkCertificate(der []byte) error {
+	if len(der) > maxCertificateBytes {
+		return fmt.Errorf("certificate of %d bytes is larger than the limit of %d", len(der), maxCertificateBytes)
+	}
+	n, err := certificateLength(der)
+	if err != nil {
+		return fmt.Errorf("corrupt certificate: %v", err)
+	}
+	if n != len(der) {
+		return fmt.Errorf("corrupt certificate: %d bytes after its end", len(der)-n)
+	}
+	return nil
 }
 
 // Magic numbers of Java keystores.
@@ -180,14 +187,18 @@ func (p *parser) pem(data []byte) {
 			return
 		}
 		start := off + i
-		line := 1 + bytes.Count(data[:start], []byte{'\n'})
+		// The line number is for errors only: counting lines for every
+		// block would cost a bundle quadratic time.
+		what := func() string {
+			return fmt.Sprintf("PEM block %d (line %d)", n, 1+bytes.Count(data[:start], []byte{'\n'}))
+		}
 		next := bytes.Index(data[start+1:], begin)
 		block, rest := pem.Decode(data[start:])
 		consumed := len(data) - start - len(rest)
 		// pem.Decode skips a bad block and decodes the next one: a block is
 		// this one only if it ends before the next BEGIN line.
 		if block == nil || next >= 0 && consumed > next+1 {
-			p.errorf("PEM block %d (line %d): truncated or malformed", n, line)
+			p.errorf("%s: truncated or malformed", what())
 			if next < 0 {
 				return
 			}
@@ -195,21 +206,24 @@ func (p *parser) pem(data []byte) {
 			continue
 		}
 		off = start + consumed
-		what := fmt.Sprintf("PEM block %d (line %d)", n, line)
 		switch block.Type {
 		case "CERTIFICATE", "X509 CERTIFICATE", "X.509 CERTIFICATE":
-			p.addChecked(what, "", block.Bytes)
+			if err := checkCertificate(block.Bytes); err != nil {
+				p.errorf("%s: %v", what(), err)
+				continue
+			}
+			p.add("", block.Bytes)
 		case "TRUSTED CERTIFICATE":
 			// OpenSSL's trusted form: the certificate, then its trust
 			// settings.
 			n, err := certificateLength(block.Bytes)
 			if err != nil {
-				p.errorf("%s: corrupt certificate: %v", what, err)
+				p.errorf("%s: corrupt certificate: %v", what(), err)
 				continue
 			}
-			p.addChecked(what, "", block.Bytes[:n])
+			p.addChecked(what(), "", block.Bytes[:n])
 		case "PKCS7", "PKCS #7 SIGNED DATA", "CMS":
-			p.pkcs7(block.Bytes, what+": PKCS#7")
+			p.pkcs7(block.Bytes, what()+": PKCS#7")
 		}
 		// Keys, requests, CRLs and parameters hold no certificate.
 	}

@@ -87,14 +87,15 @@ const sniffBytes = 4096
 // ends or found returns one.
 func Scan(ctx context.Context, opts Options, found func(Found) error, warn func(Warning)) error {
 	s := &scanner{
-		opts:    opts,
-		found:   found,
-		warn:    warn,
-		files:   map[string]bool{},
-		dirs:    map[string]bool{},
-		dedupe:  map[dedupeKey]bool{},
-		maxSize: opts.MaxFileBytes,
-		depth:   opts.MaxDepth,
+		opts:     opts,
+		found:    found,
+		warn:     warn,
+		files:    map[string]bool{},
+		dirs:     map[string]bool{},
+		realDirs: map[string]string{},
+		dedupe:   map[dedupeKey]bool{},
+		maxSize:  opts.MaxFileBytes,
+		depth:    opts.MaxDepth,
 	}
 	if s.maxSize <= 0 {
 		s.maxSize = DefaultMaxFileBytes
@@ -118,15 +119,16 @@ func Scan(ctx context.Context, opts Options, found func(Found) error, warn func(
 }
 
 type scanner struct {
-	opts    Options
-	found   func(Found) error
-	warn    func(Warning)
-	files   map[string]bool // real paths of files read
-	dirs    map[string]bool // real paths of folders walked
-	stack   []string        // real paths of the folders being walked
-	dedupe  map[dedupeKey]bool
-	maxSize int64
-	depth   int
+	opts     Options
+	found    func(Found) error
+	warn     func(Warning)
+	files    map[string]bool   // real paths of files read
+	dirs     map[string]bool   // real paths of folders walked
+	realDirs map[string]string // folder -> its real path
+	stack    []string          // real paths of the folders being walked
+	dedupe   map[dedupeKey]bool
+	maxSize  int64
+	depth    int
 }
 
 type dedupeKey struct {
@@ -194,6 +196,11 @@ func (s *scanner) walk(ctx context.Context, path string, depth int, explicit boo
 	if abs, err := filepath.Abs(real); err == nil {
 		real = abs
 	}
+	return s.at(ctx, path, real, depth, explicit)
+}
+
+// at reads what path names, whose real path is real.
+func (s *scanner) at(ctx context.Context, path, real string, depth int, explicit bool) error {
 	if s.excluded(path, real) {
 		return nil
 	}
@@ -251,16 +258,101 @@ func (s *scanner) dir(ctx context.Context, path, real string, depth int) error {
 	s.stack = append(s.stack, real)
 	defer func() { s.stack = s.stack[:len(s.stack)-1] }()
 	for _, e := range entries {
-		if err := s.walk(ctx, filepath.Join(real, e.Name()), depth+1, false); err != nil {
+		child := filepath.Join(real, e.Name())
+		var err error
+		switch t := e.Type(); {
+		case t.IsRegular():
+			// Under a real folder, a file's path is real: no link to
+			// resolve, and its size comes with the open.
+			err = s.regular(ctx, child)
+		case t.IsDir() && !s.excluded(child):
+			err = s.dir(ctx, child, child, depth+1)
+		case t&fs.ModeSymlink != 0:
+			var target string
+			if target, err = s.resolveLink(child); err != nil {
+				s.warnf(child, "cannot resolve: %v", err)
+				err = nil
+			} else {
+				err = s.at(ctx, child, target, depth+1, false)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// maxLinkHops is how many links one path may go through, as Linux allows.
+const maxLinkHops = 40
+
+// resolveLink returns the real path of link, a symbolic link in a folder
+// whose path is real. It reads the link and resolves only the folder of
+// its target, through a cache: the hash links of a trust folder all point
+// into the same few folders, and resolving each whole path costs a system
+// call per component.
+func (s *scanner) resolveLink(link string) (string, error) {
+	p := link
+	for range maxLinkHops {
+		target, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		dir, err := s.realDir(filepath.Dir(target))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", errors.New("broken link")
+			}
+			return "", linkError(err)
+		}
+		p = filepath.Join(dir, filepath.Base(target))
+		info, err := os.Lstat(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return "", errors.New("does not exist (or is a broken link)")
+			}
+			return "", err
+		}
+		if info.Mode()&fs.ModeSymlink == 0 {
+			return p, nil
+		}
+	}
+	return "", errors.New("loop of symbolic links")
+}
+
+// realDir returns the real path of a folder, cached.
+func (s *scanner) realDir(dir string) (string, error) {
+	if r, ok := s.realDirs[dir]; ok {
+		return r, nil
+	}
+	r, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	if r, err = filepath.Abs(r); err != nil {
+		return "", err
+	}
+	s.realDirs[dir] = r
+	return r, nil
+}
+
+// regular reads a regular file found in a walk, at its real path.
+func (s *scanner) regular(ctx context.Context, path string) error {
+	if s.files[path] || s.excluded(path) {
+		return nil
+	}
+	s.files[path] = true
+	return s.file(ctx, path, -1, false)
+}
+
 // file reads one regular file at its real path. In a walk, a file whose
 // name promises no certificate is read only if its first bytes look like a
 // certificate format.
+//
+// size is the file's size, or -1 when not yet known.
 func (s *scanner) file(ctx context.Context, path string, size int64, explicit bool) error {
 	if size > s.maxSize {
 		s.warnf(path, "%d bytes: larger than the limit of %d, not read", size, s.maxSize)
@@ -272,9 +364,20 @@ func (s *scanner) file(ctx context.Context, path string, size int64, explicit bo
 		return nil
 	}
 	defer f.Close()
+	if size < 0 {
+		info, err := f.Stat()
+		if err != nil {
+			s.warnf(path, "cannot read: %v", err)
+			return nil
+		}
+		if size = info.Size(); size > s.maxSize {
+			s.warnf(path, "%d bytes: larger than the limit of %d, not read", size, s.maxSize)
+			return nil
+		}
+	}
 	var data []byte
 	if explicit || wantsFullRead(path) || size <= sniffBytes {
-		data, err = io.ReadAll(io.LimitReader(f, s.maxSize+1))
+		data, err = readAll(f, size, s.maxSize)
 	} else {
 		head := make([]byte, sniffBytes)
 		n, rerr := io.ReadFull(f, head)
@@ -332,6 +435,26 @@ func (s *scanner) emitOne(ctx context.Context, path string, der []byte) error {
 	}
 	s.dedupe[k] = true
 	return s.found(f)
+}
+
+// readAll reads f, whose size was size when it was opened, up to max+1
+// bytes, in one buffer of the right size.
+func readAll(f *os.File, size, max int64) ([]byte, error) {
+	buf := make([]byte, 0, size+1) // +1: to see EOF without growing
+	for int64(len(buf)) <= max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
 // wantsFullRead reports whether a file's name promises certificates: a

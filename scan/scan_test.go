@@ -29,7 +29,9 @@ func scanAll(t *testing.T, opts Options) ([]Found, []Warning) {
 	return found, warns
 }
 
-func readFixture(t *testing.T, name string) []byte {
+func readFixture(t *testing.T, name string) []byte { return readFixtureB(t, name) }
+
+func readFixtureB(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata/formats", name))
 	if err != nil {
