@@ -84,7 +84,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var tw *tabwriter.Writer
 	if *format == "table" {
 		tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "THUMBPRINT\tEXPIRES\tTYPE\tKEY\tSUBJECT\tPATH")
+		fmt.Fprintln(tw, "THUMBPRINT\tEXPIRES\tTYPE\tKEY\tSIGNATURE\tSUBJECT\tPATH")
 	}
 	var line []byte
 	count, warnings := 0, 0
@@ -101,8 +101,8 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		count++
 		switch *format {
 		case "table":
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Thumbprint, c.NotAfter.Format(time.DateOnly),
-				subjectType(c.SubjectType), keyColumn(c), clip(subjectColumn(c), 48), f.Path)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", c.Thumbprint, c.NotAfter.Format(time.DateOnly),
+				subjectType(c.SubjectType), c.KeySize, c.SignatureAlgorithm, clip(subjectColumn(c), 48), f.Path)
 		case "json", "ndjson":
 			r := certinv.Record{DeviceID: deviceID, DeviceName: deviceName, Path: f.Path, Certificate: c,
 				RBACGroupID: certinv.NoGroupID, RBACGroupName: certinv.GroupNone}
@@ -153,10 +153,6 @@ func subjectType(t string) string {
 		return "CA"
 	}
 	return "EE"
-}
-
-func keyColumn(c *certinv.Certificate) string {
-	return fmt.Sprintf("%s/%d", c.SignatureAlgorithm, c.KeySize)
 }
 
 func subjectColumn(c *certinv.Certificate) string {
