@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,22 +47,21 @@ type rejectedJSON struct {
 }
 
 // handleReport serves POST /api/agent/reports: an agent's full inventory,
-// authenticated by the enrollment secret.
+// authenticated by a device credential or the enrollment secret.
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	secret, err := bearer(r)
+	boundDevice, err := s.authenticateReport(r) // devices.go
 	if err != nil {
 		return err
-	}
-	got := secretDigest(secret)
-	if subtle.ConstantTimeCompare(got[:], s.cfg.EnrollmentSecretHash[:]) != 1 {
-		return certinv.Errorf(certinv.EUnauthorized, "the enrollment secret is not valid")
 	}
 	if r.ContentLength > certinv.MaxReportBytes {
 		return certinv.Errorf(certinv.ETooLarge, "the report is larger than %d bytes", certinv.MaxReportBytes)
 	}
 	rep, err := decodeReport(http.MaxBytesReader(w, r.Body, certinv.MaxReportBytes))
 	if err != nil {
+		return err
+	}
+	if err := s.checkReportDevice(r, boundDevice, rep.Device.ID); err != nil {
 		return err
 	}
 	res, err := s.cfg.Ingest.Ingest(ctx, rep)

@@ -78,6 +78,24 @@ type Config struct {
 	// EnrollmentSecretHash is the SHA-256 of the secret agents present as
 	// their bearer token. Required when Ingest is set (all zero is refused).
 	EnrollmentSecretHash [32]byte
+	// Devices keeps device credentials: when set, POST /api/agent/enroll
+	// gives each device its own credential, a device credential may report
+	// only for its device, and a revoked or enrolled device cannot report
+	// with the bare enrollment secret. Needs Ingest.
+	Devices certinv.DeviceCredentials
+	// RequireDeviceCredentials refuses reports made with the bare
+	// enrollment secret (403); by default agents that never enrolled may
+	// still report with it.
+	RequireDeviceCredentials bool
+
+	// PagesLimit and ExportLimit limit the calls of each application and
+	// tenant to the JSON pages and to the export (limits.go); nil does not
+	// limit. Downloads of export files are never limited.
+	PagesLimit, ExportLimit *RateLimit
+
+	// Admin, when set, serves the admin API under /api/admin/ (admin.go)
+	// to tokens with the role certinv.RoleAdmin.
+	Admin AdminStore
 
 	// SkiptokenKey signs the $skiptoken of nextLinks: at least 32 random
 	// bytes, the same on every replica. Required.
@@ -108,6 +126,7 @@ type Server struct {
 	nextPrefix string // PublicURL + path + "?pagesize="
 	manifests  manifestCache
 	routes     map[string]route // by lower-case path
+	adminMux   *http.ServeMux   // routes of /api/admin/, when cfg.Admin is set
 }
 
 type route struct {
@@ -172,6 +191,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Ingest != nil {
 		s.routes[strings.ToLower(PathReports)] = route{"POST", s.handleReport}
+		if cfg.Devices != nil {
+			s.routes[strings.ToLower(PathEnroll)] = route{"POST", s.handleEnroll}
+		}
+	}
+	if cfg.PagesLimit != nil || cfg.ExportLimit != nil {
+		// The limiter authenticates the caller first; the handler then
+		// finds the principal in the request instead of verifying again.
+		s.cfg.Verifier = memoVerifier{cfg.Verifier}
+	}
+	if cfg.Admin != nil {
+		s.adminMux = s.newAdminMux()
 	}
 	return s, nil
 }
@@ -220,6 +250,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.handleFile(w, r)
 	}
+	if s.adminMux != nil && strings.HasPrefix(path, PathAdmin) {
+		return s.handleAdmin(w, r)
+	}
 	rt, ok := s.routes[strings.ToLower(path)]
 	if !ok {
 		return certinv.Errorf(certinv.ENotFound, "no resource at %s", truncate(path, 200))
@@ -231,6 +264,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) error {
 		}
 		s.methodNotAllowed(r.Context(), w, r, allow)
 		return nil
+	}
+	r, err := s.limit(r, strings.ToLower(path))
+	if err != nil {
+		return err
 	}
 	return rt.handle(w, r)
 }

@@ -67,23 +67,25 @@ type Memory struct {
 	lastSweep time.Time
 }
 
-// history is a ring of the times of a key's last allowed calls, oldest at
-// start.
+// history holds the times of a key's last allowed calls: a slice that
+// grows with the calls up to max entries, then a ring whose oldest entry
+// is at start. Memory follows the calls made, not the configured limit.
 type history struct {
-	times []int64 // Unix nanoseconds, ring of cap maxLimit
+	times []int64 // Unix nanoseconds
 	start int
-	n     int
+	max   int
 }
 
-// at returns the i-th most recent call (0 the newest).
+func (h *history) len() int { return len(h.times) }
+
+// recent returns the i-th most recent call (0 the newest).
 func (h *history) recent(i int) int64 {
-	return h.times[(h.start+h.n-1-i)%len(h.times)]
+	return h.times[(h.start+len(h.times)-1-i)%len(h.times)]
 }
 
 func (h *history) add(t int64) {
-	if h.n < len(h.times) {
-		h.times[(h.start+h.n)%len(h.times)] = t
-		h.n++
+	if len(h.times) < h.max {
+		h.times = append(h.times, t)
 		return
 	}
 	h.times[h.start] = t
@@ -111,15 +113,15 @@ func (m *Memory) Allow(_ context.Context, key string, now time.Time) (bool, time
 	m.sweep(now)
 	h := m.keys[key]
 	if h == nil {
-		h = &history{times: make([]int64, m.maxLimit)}
+		h = &history{max: m.maxLimit}
 		m.keys[key] = h
 	}
-	if h.n > 0 && t < h.recent(0) {
+	if h.len() > 0 && t < h.recent(0) {
 		t = h.recent(0) // a clock that went back: time does not go back here
 	}
 	var wait int64
 	for _, r := range m.rates {
-		if h.n < r.Limit {
+		if h.len() < r.Limit {
 			continue
 		}
 		// The window is full when its Limit-th most recent call is still
@@ -145,7 +147,7 @@ func (m *Memory) sweep(now time.Time) {
 	m.lastSweep = now
 	cutoff := now.Add(-m.maxPeriod).UnixNano()
 	for k, h := range m.keys {
-		if h.n == 0 || h.recent(0) <= cutoff {
+		if h.len() == 0 || h.recent(0) <= cutoff {
 			delete(m.keys, k)
 		}
 	}
