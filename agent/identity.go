@@ -85,6 +85,22 @@ func DeviceID(stateDir string, log *slog.Logger) (string, error) {
 	return id, nil
 }
 
+// PeekDeviceID returns the id this device reports under, without making
+// or writing one: the id in stateDir when the agent has kept one there, else
+// the id the agent would derive from the machine's id, else "". `certinv
+// scan` shows records under it, so that they match the agent's.
+func PeekDeviceID(stateDir string) string {
+	if b, err := os.ReadFile(filepath.Join(stateDir, DeviceIDFile)); err == nil {
+		if id := strings.TrimSpace(string(b)); deviceIDForm.MatchString(id) {
+			return id
+		}
+	}
+	if mid, _, err := machineID(); err == nil && strings.TrimSpace(mid) != "" {
+		return deviceIDFrom(mid)
+	}
+	return ""
+}
+
 // deviceIDFrom derives the device id from the machine's id.
 func deviceIDFrom(machineID string) string {
 	sum := sha1.Sum([]byte(deviceIDSalt + strings.ToLower(strings.TrimSpace(machineID))))

@@ -9,13 +9,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/agent"
 	"github.com/certinv/certinv/certparse"
 	"github.com/certinv/certinv/scan"
 )
@@ -78,7 +76,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return &usageError{"scan: --max-depth must be positive"}
 	}
 
-	deviceName := hostFQDN(ctx)
+	deviceName := agent.FQDN(ctx)
 	deviceID := hostID(deviceName)
 	out := bufio.NewWriter(stdout)
 	var tw *tabwriter.Writer
@@ -171,35 +169,12 @@ func clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// hostFQDN returns this host's fully qualified name, as the agent reports
-// it: the hostname, completed by the resolver's canonical name when it has
-// no domain.
-func hostFQDN(ctx context.Context) string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "localhost"
-	}
-	if strings.Contains(h, ".") {
-		return strings.ToLower(h)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if cname, err := net.DefaultResolver.LookupCNAME(ctx, h); err == nil {
-		if c := strings.TrimSuffix(cname, "."); strings.HasPrefix(strings.ToLower(c), strings.ToLower(h)+".") {
-			return strings.ToLower(c)
-		}
-	}
-	return strings.ToLower(h)
-}
-
-// hostID returns a stable id of this host, 40 lowercase hex characters: the
-// SHA-1 of the machine id where the system has one, else of the name.
+// hostID returns the id this host's records are shown under: the agent's
+// (kept in its state folder, or derived from the machine's id as the agent
+// derives it), else the SHA-1 of the host's name.
 func hostID(name string) string {
-	for _, f := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
-		if b, err := os.ReadFile(f); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-			sum := sha1.Sum([]byte(strings.TrimSpace(string(b))))
-			return hex.EncodeToString(sum[:])
-		}
+	if id := agent.PeekDeviceID(agent.DefaultStateDir()); id != "" {
+		return id
 	}
 	sum := sha1.Sum([]byte(name))
 	return hex.EncodeToString(sum[:])
