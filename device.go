@@ -28,6 +28,21 @@ const (
 	NoGroupID       = int64(0)
 )
 
+// GroupNames maps the id of each of the organization's groups to the name
+// records carry, and NoGroupID to GroupNone when the organization has no
+// groups or to GroupUnassigned when it has some.
+func GroupNames(groups []Group) map[int64]string {
+	names := make(map[int64]string, len(groups)+1)
+	for _, g := range groups {
+		names[g.ID] = g.Name
+	}
+	names[NoGroupID] = GroupNone
+	if len(groups) > 0 {
+		names[NoGroupID] = GroupUnassigned
+	}
+	return names
+}
+
 // Report is one device's full inventory, as an agent sends it: where each
 // certificate lives and its bytes. The server derives every exported field.
 type Report struct {

@@ -179,3 +179,13 @@ func TestNewGUID(t *testing.T) {
 		t.Errorf("NewGUID() returned %q twice", g)
 	}
 }
+
+func TestGroupNames(t *testing.T) {
+	if got := GroupNames(nil); len(got) != 1 || got[NoGroupID] != GroupNone {
+		t.Errorf("GroupNames(no groups) = %v, want only %d: %s", got, NoGroupID, GroupNone)
+	}
+	got := GroupNames([]Group{{ID: 7, Name: "Servers"}})
+	if len(got) != 2 || got[7] != "Servers" || got[NoGroupID] != GroupUnassigned {
+		t.Errorf("GroupNames(Servers) = %v, want 7: Servers and %d: %s", got, NoGroupID, GroupUnassigned)
+	}
+}

@@ -48,14 +48,7 @@ func (db *DB) ReadInventory(ctx context.Context, fn func(*certinv.InventoryRow) 
 	if err != nil {
 		return 0, err
 	}
-	names := make(map[int64]string, len(groups)+1)
-	for _, g := range groups {
-		names[g.ID] = g.Name
-	}
-	names[certinv.NoGroupID] = certinv.GroupNone
-	if len(groups) > 0 {
-		names[certinv.NoGroupID] = certinv.GroupUnassigned
-	}
+	names := certinv.GroupNames(groups)
 
 	budget := fragmentCacheBytes
 	if db.fragmentBudget > 0 {
