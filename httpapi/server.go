@@ -104,6 +104,9 @@ type Config struct {
 	// JWKS returns the embedded issuer's JSON Web Key Set, served at
 	// /.well-known/jwks.json and /discovery/v2.0/keys; nil serves 404 there.
 	JWKS func() []byte
+	// Tokens, when set, serves the embedded issuer's client-credentials
+	// token endpoints and its OpenID discovery document (token.go).
+	Tokens *TokenConfig
 
 	// Ready reports whether the server may take traffic (/healthz); when nil,
 	// it is ready once a snapshot is published.
@@ -202,6 +205,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Admin != nil {
 		s.adminMux = s.newAdminMux()
+	}
+	if err := s.addTokenRoutes(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
