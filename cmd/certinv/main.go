@@ -51,6 +51,7 @@ Usage:
   certinv seed     --data DIR --devices N [--certs-per-device M] [--groups K] [--seed S]
   certinv snapshot --data DIR                                        build and publish a snapshot now
   certinv token    --data DIR [--role Vulnerability.Read.All] [--scope Vulnerability.Read]
+  certinv app      create|list|rotate|delete --data DIR ...         applications of the embedded token issuer
   certinv group    list|set --data DIR ...                          RBAC device groups
   certinv stats    --data DIR                                        what the store holds
   certinv scan     [--format table|json|ndjson] [--password P] [PATH ...]   the certificates of this machine
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSnapshot(ctx, rest, stdout, stderr)
 	case "token":
 		return runToken(ctx, rest, stdout, stderr)
+	case "app":
+		return runApp(ctx, rest, stdout, stderr)
 	case "group":
 		return runGroup(ctx, rest, stdout, stderr)
 	case "stats":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/certinv/certinv/auth"
 	"github.com/certinv/certinv/blob"
 	"github.com/certinv/certinv/httpapi"
 	"github.com/certinv/certinv/ingest"
@@ -27,6 +27,8 @@ type serveOptions struct {
 	snapshotInterval  time.Duration
 	snapshotRetention time.Duration
 	logLevel          string
+	trustIssuers      stringList // --trust-issuer, repeatable (app.go)
+	trustConfig       string     // --trust-config FILE
 }
 
 // minRetention is how long a superseded snapshot stays: long enough for
@@ -37,6 +39,7 @@ const minRetention = 25 * time.Hour
 func (o *serveOptions) register(fs interface {
 	StringVar(*string, string, string, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	Var(flag.Value, string, string)
 }) {
 	fs.StringVar(&o.data, "data", envOr("CERTINV_DATA", o.data), "data folder (env CERTINV_DATA)")
 	fs.StringVar(&o.addr, "addr", envOr("CERTINV_ADDR", "127.0.0.1:8080"), "address to listen on (env CERTINV_ADDR)")
@@ -44,6 +47,8 @@ func (o *serveOptions) register(fs interface {
 	fs.DurationVar(&o.snapshotInterval, "snapshot-interval", 15*time.Minute, "how often to build a snapshot when the inventory changed")
 	fs.DurationVar(&o.snapshotRetention, "snapshot-retention", minRetention, "how long a superseded snapshot is kept (at least 25h)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.Var(&o.trustIssuers, "trust-issuer", "trust an identity provider's tokens (repeatable): discovery=URL or jwks=URL, audience=AUD (repeatable), issuer=ISS (repeatable); see docs/AUTH.md")
+	fs.StringVar(&o.trustConfig, "trust-config", envOr("CERTINV_TRUST_CONFIG", ""), "JSON file of trusted identity providers (env CERTINV_TRUST_CONFIG); see docs/AUTH.md")
 }
 
 func (o *serveOptions) check(cmd string) error {
@@ -105,7 +110,7 @@ func serve(ctx context.Context, e *env, o *serveOptions, listening func(publicUR
 		publicURL = "http://" + ln.Addr().String()
 	}
 
-	issuer, err := e.issuer()
+	ea, err := newEmbeddedAuth(ctx, e, o, publicURL, log)
 	if err != nil {
 		return err
 	}
@@ -128,11 +133,12 @@ func serve(ctx context.Context, e *env, o *serveOptions, listening func(publicUR
 		Bucket:               e.bucket,
 		Signer:               files,
 		LocalFiles:           files,
-		Verifier:             &auth.Verifier{Keys: issuer, Issuers: []string{issuer.IssuerURL()}},
+		Verifier:             ea.verifier,
+		Tokens:               ea.tokens,
 		Ingest:               &ingest.Service{Store: e.db, Now: time.Now, Log: log},
 		EnrollmentSecretHash: sha256.Sum256([]byte(secret)),
 		SkiptokenKey:         skipKey,
-		JWKS:                 issuer.JWKS,
+		JWKS:                 ea.issuer.JWKS,
 		Log:                  log,
 	})
 	if err != nil {
