@@ -155,6 +155,17 @@ func printSecret(w io.Writer, e *env, app *certinv.App, secret string, rotated, 
 	return err
 }
 
+// specList is a repeatable flag whose every value is one item, commas
+// and all (a --trust-issuer spec is a comma-separated list itself).
+type specList []string
+
+func (l *specList) String() string { return strings.Join(*l, " ") }
+
+func (l *specList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
 // embeddedAuth is the identity side of `certinv serve`: the embedded
 // issuer, its registered applications, the trusted identity providers and
 // the Verifier of them all.

@@ -27,8 +27,8 @@ type serveOptions struct {
 	snapshotInterval  time.Duration
 	snapshotRetention time.Duration
 	logLevel          string
-	trustIssuers      stringList // --trust-issuer, repeatable (app.go)
-	trustConfig       string     // --trust-config FILE
+	trustIssuers      specList // --trust-issuer, repeatable (app.go)
+	trustConfig       string   // --trust-config FILE
 }
 
 // minRetention is how long a superseded snapshot stays: long enough for
