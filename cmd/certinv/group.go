@@ -12,6 +12,10 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &usageError{"group: want 'group list --data DIR' or 'group set --data DIR --device ID --group NAME'"}
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "grant", "revoke", "grants", "rule":
+		return runGroupAccess(ctx, sub, args, stdout, stderr) // admin.go
+	}
 	fs := newFlagSet("group "+sub, stderr)
 	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
 	var device, group *string
@@ -19,9 +23,9 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "list":
 	case "set":
 		device = fs.String("device", "", "device id (40 hex characters)")
-		group = fs.String("group", "", "group name, created if needed; empty takes the device out of its group")
+		group = fs.String("group", "", "group name, created if needed; rules do not move the device from it. Empty: rules place the device again")
 	default:
-		return &usageError{fmt.Sprintf("group: unknown subcommand %q: want list or set", sub)}
+		return &usageError{fmt.Sprintf("group: unknown subcommand %q: want list, set, grant, revoke, grants or rule", sub)}
 	}
 	if err := parse(fs, args); err != nil {
 		return err
@@ -39,11 +43,12 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *device == "" {
 			return &usageError{"group set: --device is required"}
 		}
-		if err := e.db.SetDeviceGroup(ctx, *device, *group); err != nil {
+		// Pinned, so that rules do not move it; audited.
+		if err := e.db.PinDeviceGroup(ctx, cliActor(), *device, *group); err != nil {
 			return err
 		}
 		if *group == "" {
-			fmt.Fprintf(stdout, "device %s has no group now; it takes effect from the next snapshot\n", *device)
+			fmt.Fprintf(stdout, "device %s is placed by the group rules now (no group when none matches); it takes effect from the next snapshot\n", *device)
 		} else {
 			fmt.Fprintf(stdout, "device %s is in group %q now; it takes effect from the next snapshot\n", *device, *group)
 		}

@@ -53,6 +53,10 @@ Usage:
   certinv token    --data DIR [--role Vulnerability.Read.All] [--scope Vulnerability.Read]
   certinv app      create|list|rotate|delete --data DIR ...         applications of the embedded token issuer
   certinv group    list|set --data DIR ...                          RBAC device groups
+  certinv group    grant|revoke|grants --data DIR --user OID|UPN [--group NAME]   users' groups (delegated access)
+  certinv group    rule add|list|delete --data DIR ...              rules that place devices in groups
+  certinv device   tag|revoke|reset|show --data DIR --id ID          device tags and credentials
+  certinv audit    --data DIR [--after ID] [--limit N] [--json]      the audit log of admin actions
   certinv stats    --data DIR                                        what the store holds
   certinv scan     [--format table|json|ndjson] [--password P] [PATH ...]   the certificates of this machine
 
@@ -83,6 +87,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runApp(ctx, rest, stdout, stderr)
 	case "group":
 		return runGroup(ctx, rest, stdout, stderr)
+	case "device":
+		return runDevice(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	case "stats":
 		return runStats(ctx, rest, stdout, stderr)
 	case "scan":
