@@ -29,6 +29,8 @@ type serveOptions struct {
 	logLevel          string
 	trustIssuers      specList // --trust-issuer, repeatable (app.go)
 	trustConfig       string   // --trust-config FILE
+
+	access accessOptions // rate limits, device credentials (admin.go)
 }
 
 // minRetention is how long a superseded snapshot stays: long enough for
@@ -40,7 +42,10 @@ func (o *serveOptions) register(fs interface {
 	StringVar(*string, string, string, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 	Var(flag.Value, string, string)
+	IntVar(*int, string, int, string)
+	BoolVar(*bool, string, bool, string)
 }) {
+	o.access.register(fs)
 	fs.StringVar(&o.data, "data", envOr("CERTINV_DATA", o.data), "data folder (env CERTINV_DATA)")
 	fs.StringVar(&o.addr, "addr", envOr("CERTINV_ADDR", "127.0.0.1:8080"), "address to listen on (env CERTINV_ADDR)")
 	fs.StringVar(&o.publicURL, "public-url", envOr("CERTINV_PUBLIC_URL", ""), "base URL clients reach the server at, for nextLinks and download URLs (env CERTINV_PUBLIC_URL; default http://ADDR)")
@@ -54,6 +59,9 @@ func (o *serveOptions) register(fs interface {
 func (o *serveOptions) check(cmd string) error {
 	if o.data == "" {
 		return &usageError{cmd + ": --data DIR is required"}
+	}
+	if err := o.access.check(cmd); err != nil {
+		return err
 	}
 	if o.snapshotInterval < 10*time.Second {
 		return &usageError{cmd + ": --snapshot-interval must be at least 10s"}
@@ -140,6 +148,15 @@ func serve(ctx context.Context, e *env, o *serveOptions, listening func(publicUR
 		SkiptokenKey:         skipKey,
 		JWKS:                 ea.issuer.JWKS,
 		Log:                  log,
+
+		// Delegated access by group, the admin API, device credentials and
+		// rate limits (admin.go).
+		Groups:                   httpapi.UserGroupsFunc(e.db),
+		Admin:                    e.db,
+		Devices:                  e.db,
+		RequireDeviceCredentials: o.access.requireDeviceCredentials,
+		PagesLimit:               o.access.pages,
+		ExportLimit:              o.access.export,
 	})
 	if err != nil {
 		return err
