@@ -2,10 +2,12 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -67,6 +69,49 @@ type Verifier struct {
 	Credentials CredentialChecker
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Cache, when set, remembers verified tokens, so that the calls of one
+	// client with one token (a traversal of many pages) check its signature
+	// once. A remembered token is checked again for expiry and, when it
+	// names a client secret, against Credentials on every call; its
+	// signature is checked again after VerifiedCacheTTL.
+	Cache *TokenCache
+}
+
+// DefaultVerifiedCacheSize and VerifiedCacheTTL bound a TokenCache. The TTL
+// bounds how long a token stays accepted after a remote identity provider
+// withdrew the key that signed it.
+const (
+	DefaultVerifiedCacheSize = 10000
+	VerifiedCacheTTL         = 5 * time.Minute
+)
+
+// TokenCache remembers verified tokens for a Verifier, by the SHA-256 of
+// the token. It is safe for concurrent use.
+type TokenCache struct {
+	size int
+	mu   sync.Mutex
+	m    map[[32]byte]verified
+}
+
+// NewTokenCache returns a cache of at most size tokens
+// (DefaultVerifiedCacheSize when size is not positive). When full, it
+// starts again empty: tokens are then verified anew, at the cost of one
+// signature check each.
+func NewTokenCache(size int) *TokenCache {
+	if size <= 0 {
+		size = DefaultVerifiedCacheSize
+	}
+	return &TokenCache{size: size, m: make(map[[32]byte]verified)}
+}
+
+// verified is a remembered token: its principal, and what must be checked
+// again on every use.
+type verified struct {
+	p          certinv.Principal
+	expires    time.Time // exp
+	checkUntil time.Time // verified again after this
+	embedded   bool
+	credential string
 }
 
 // Verify checks token (the bearer token without its "Bearer " prefix) and
@@ -86,6 +131,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal
 	now := v.Now
 	if now == nil {
 		now = time.Now
+	}
+	var key [32]byte
+	if v.Cache != nil {
+		key = sha256.Sum256([]byte(token))
+		if p, ok, err := v.remembered(ctx, key, now()); ok {
+			return p, err
+		}
 	}
 	var (
 		keyErr   error // set by keyfunc: not a token problem
@@ -156,7 +208,53 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*certinv.Principal
 			return nil, err
 		}
 	}
+	if v.Cache != nil && claims.ExpiresAt != nil {
+		v.Cache.put(key, verified{p: *p, expires: claims.ExpiresAt.Time, checkUntil: now().Add(VerifiedCacheTTL),
+			embedded: embedded, credential: claims.CredentialID})
+	}
 	return p, nil
+}
+
+// remembered answers a token verified before: ok is false when it must be
+// verified anew (not remembered, or remembered too long).
+func (v *Verifier) remembered(ctx context.Context, key [32]byte, now time.Time) (*certinv.Principal, bool, error) {
+	c := v.Cache
+	c.mu.Lock()
+	e, ok := c.m[key]
+	if ok && !now.Before(e.checkUntil) {
+		delete(c.m, key)
+		ok = false
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil, false, nil
+	}
+	if now.After(e.expires.Add(ClockSkew)) {
+		return nil, true, unauthorized("the bearer token has expired")
+	}
+	if e.embedded && e.credential != "" {
+		if v.Credentials == nil {
+			return nil, true, unauthorized("the bearer token was granted to a registered application, which this server cannot check")
+		}
+		if err := v.Credentials.CheckCredential(ctx, e.p.AppID, e.credential); err != nil {
+			return nil, true, err
+		}
+	}
+	p := e.p
+	p.Roles = slices.Clone(p.Roles)
+	p.Scopes = slices.Clone(p.Scopes)
+	return &p, true, nil
+}
+
+func (c *TokenCache) put(key [32]byte, e verified) {
+	e.p.Roles = slices.Clone(e.p.Roles)
+	e.p.Scopes = slices.Clone(e.p.Scopes)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.size {
+		c.m = make(map[[32]byte]verified)
+	}
+	c.m[key] = e
 }
 
 // trust returns the keys and audiences of the tokens of issuer iss, and

@@ -200,7 +200,7 @@ func newEmbeddedAuth(ctx context.Context, e *env, o *serveOptions, publicURL str
 		return nil, err
 	}
 	apps := &auth.Apps{Store: e.db, Issuer: issuer}
-	v := &auth.Verifier{Keys: issuer, Issuers: issuer.Issuers(), Credentials: apps}
+	v := &auth.Verifier{Keys: issuer, Issuers: issuer.Issuers(), Credentials: apps, Cache: auth.NewTokenCache(0)}
 
 	configs := make([]auth.TrustConfig, 0, len(o.trustIssuers))
 	for _, spec := range o.trustIssuers {
