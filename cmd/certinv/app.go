@@ -75,9 +75,15 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
+		if err := auditApp(ctx, e, "app."+sub, app.ID, map[string]any{"name": app.Name, "roles": app.Roles}); err != nil {
+			return err
+		}
 		return printSecret(stdout, e, app, secret, sub == "rotate", *asJSON)
 	case "delete":
 		if err := apps.Delete(ctx, *id); err != nil {
+			return err
+		}
+		if err := auditApp(ctx, e, "app.delete", strings.ToLower(*id), nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "application %s is deleted: it can get no token, and its tokens stop working within %v\n", strings.ToLower(*id), auth.DefaultCredentialCacheTTL)
@@ -105,6 +111,24 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			a.CreatedAt.Format(time.RFC3339), a.SecretCreatedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
+}
+
+// auditApp records an action on an application in the audit log (never
+// its secret). The action is done when this runs: a failure to record it is
+// reported, so that the operator knows the log misses it.
+func auditApp(ctx context.Context, e *env, action, id string, details map[string]any) error {
+	d := "{}"
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err != nil {
+			return err
+		}
+		d = string(b)
+	}
+	if err := e.db.AppendAudit(ctx, certinv.AuditEntry{Actor: cliActor(), Action: action, Target: id, Details: d}); err != nil {
+		return fmt.Errorf("%s of %s is done, but the audit log could not record it: %w", action, id, err)
+	}
+	return nil
 }
 
 // appJSON is an application as `app list --json` and `app create --json`

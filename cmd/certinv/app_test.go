@@ -93,6 +93,17 @@ func TestAppCommands(t *testing.T) {
 	if list := mustRun(t, ctx, "app", "list", "--data", data); strings.Contains(list, created.ClientID) {
 		t.Errorf("app list after delete = %q, still names the app", list)
 	}
+
+	// Every action on the app is in the audit log, and no secret is.
+	audit := mustRun(t, ctx, "audit", "--data", data)
+	for _, action := range []string{"app.create", "app.rotate", "app.delete"} {
+		if !strings.Contains(audit, action) || !strings.Contains(audit, created.ClientID) {
+			t.Errorf("audit log lacks %s of %s:\n%s", action, created.ClientID, audit)
+		}
+	}
+	if strings.Contains(audit, created.ClientSecret) || strings.Contains(audit, newSecret) {
+		t.Errorf("audit log holds an app secret:\n%s", audit)
+	}
 }
 
 func TestAppUsage(t *testing.T) {
