@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/certinv/certinv"
@@ -23,6 +24,41 @@ type RateLimit struct {
 	// Describe is the limit in words, for the refusal's message: "30 calls
 	// a minute and 1000 an hour".
 	Describe string
+	// FailOpen lets calls through, unlimited, when the Limiter fails (a
+	// shared store that is down). By default such a call is refused with
+	// 503 ServiceUnavailable and Retry-After: an API without limits is one
+	// that any client can exhaust.
+	FailOpen bool
+
+	// The limiter's failures are logged at most once a minute.
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed int
+}
+
+// LimiterRetryAfter is the Retry-After, in seconds, of a call refused
+// because the limiter failed: a store that is down usually comes back (or
+// fails over) within seconds.
+const LimiterRetryAfter = 5
+
+// logFailure logs a failure of the limiter: the first, then at most one a
+// minute with the number left out meanwhile, so that a store that is down
+// does not flood the log with one line per call.
+func (rl *RateLimit) logFailure(ctx context.Context, s *Server, now time.Time, err error) {
+	rl.logMu.Lock()
+	if !rl.lastLog.IsZero() && now.Sub(rl.lastLog) >= 0 && now.Sub(rl.lastLog) < time.Minute {
+		rl.suppressed++
+		rl.logMu.Unlock()
+		return
+	}
+	suppressed := rl.suppressed
+	rl.lastLog, rl.suppressed = now, 0
+	rl.logMu.Unlock()
+	msg := "rate limiter failed: calls are refused with 503 until it answers"
+	if rl.FailOpen {
+		msg = "rate limiter failed: calls are let through without limits (fail open) until it answers"
+	}
+	s.log.ErrorContext(ctx, msg, "request_id", requestID(ctx), "err", err, "failures_not_logged", suppressed)
 }
 
 // The contract's limits, per application and tenant.
@@ -33,7 +69,8 @@ const (
 	DefaultExportPerHour   = 20
 )
 
-// rateLimitError is a 429 answer: it carries Retry-After.
+// rateLimitError is a 429 answer, or a 503 when the limiter failed: it
+// carries Retry-After.
 type rateLimitError struct {
 	err  *certinv.Error
 	secs int
@@ -85,10 +122,17 @@ func (s *Server) limit(r *http.Request, lowerPath string) (*http.Request, error)
 		app = "oid:" + p.ObjectID
 	}
 	key := endpoint + "\x00" + p.TenantID + "\x00" + app
-	ok, wait, err := rl.Limiter.Allow(ctx, key, s.now())
+	now := s.now()
+	ok, wait, err := rl.Limiter.Allow(ctx, key, now)
 	if err != nil {
-		s.log.ErrorContext(ctx, "rate limiter failed; the call is let through", "request_id", requestID(ctx), "err", err)
-		return r, nil
+		if ctx.Err() != nil {
+			return r, ctx.Err() // the client went away: nothing to answer
+		}
+		rl.logFailure(ctx, s, now, err)
+		if rl.FailOpen {
+			return r, nil
+		}
+		return r, limiterUnavailable(err)
 	}
 	if ok {
 		return r, nil
@@ -99,6 +143,20 @@ func (s *Server) limit(r *http.Request, lowerPath string) (*http.Request, error)
 			"the application %s of tenant %s reached the rate limit of %s (%s per application and tenant); try again in %d seconds",
 			truncate(app, 64), truncate(p.TenantID, 64), endpoint, rl.Describe, secs),
 		secs: secs,
+	}
+}
+
+// limiterUnavailable is the 503 answer to a call whose limit cannot be
+// checked. The limiter's own client-safe message (kind EUnavailable) is
+// kept; any other failure gets a general one. The cause is logged, not shown.
+func limiterUnavailable(err error) error {
+	msg := "rate limits cannot be checked right now (the rate limit store is unavailable)"
+	if certinv.KindOf(err) == certinv.EUnavailable {
+		msg = strings.TrimSuffix(certinv.MessageOf(err), "; try again later")
+	}
+	return &rateLimitError{
+		err:  certinv.Errorf(certinv.EUnavailable, "%s; try again in %d seconds", msg, LimiterRetryAfter),
+		secs: LimiterRetryAfter,
 	}
 }
 

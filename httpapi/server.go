@@ -111,6 +111,9 @@ type Config struct {
 	// Ready reports whether the server may take traffic (/healthz); when nil,
 	// it is ready once a snapshot is published.
 	Ready func() bool
+	// Readiness are the dependencies GET /readyz checks (health.go); when
+	// empty, it reports the latest snapshot alone.
+	Readiness []ReadinessCheck
 
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -188,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 		strings.ToLower(PathPages):    {"GET", s.handlePages},
 		strings.ToLower(PathExport):   {"GET", s.handleExport},
 		"/healthz":                    {"GET", s.handleHealth},
+		"/readyz":                     {"GET", s.handleReady},
 		"/.well-known/jwks.json":      {"GET", s.handleJWKS},
 		"/discovery/v2.0/keys":        {"GET", s.handleJWKS},
 		strings.ToLower(PathMetadata): {"GET", s.handleMetadata},
