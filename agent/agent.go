@@ -94,6 +94,10 @@ type Agent struct {
 	// MaxHeldDERBytes caps the DER kept between collection and upload;
 	// DefaultMaxHeldDERBytes when zero.
 	MaxHeldDERBytes int64
+	// StateDir, when set and Client can enroll (an Enroller), keeps the
+	// device's own credential: the agent enrolls once with Secret and
+	// reports with the credential from then on.
+	StateDir string
 
 	Now   func() time.Time                                 // time.Now when nil
 	Sleep func(ctx context.Context, d time.Duration) error // a timer when nil; returns ctx.Err() when ctx ends first
@@ -103,6 +107,10 @@ type Agent struct {
 	// rejected holds hashes of certificates the server could not parse: they
 	// go with their DER from the start, saving a round trip each report.
 	rejected map[[32]byte]bool
+	// credential is the device's own credential, once held; noEnroll is set
+	// when the server does not enroll devices.
+	credential string
+	noEnroll   bool
 }
 
 // Outcome is how one report went.
@@ -251,9 +259,14 @@ func (a *Agent) ReportOnce(ctx context.Context) (*Outcome, error) {
 	log.Debug("certificates collected", "certificates", len(rep.Certificates), "held_der_bytes", inv.heldBytes,
 		"warnings", inv.warnings, "dropped", inv.dropped, "took", a.now().Sub(start).Round(time.Millisecond))
 
+	bearer, err := a.bearer(ctx, out)
+	if err != nil {
+		log.Error("enrollment failed", "err", err)
+		return out, err
+	}
 	var res *client.ReportResult
 	for round := 1; ; round++ {
-		res, err = a.upload(ctx, rep, out)
+		res, err = a.upload(ctx, bearer, rep, out)
 		var missing *client.MissingError
 		if !errors.As(err, &missing) || round == maxRounds {
 			break
@@ -312,29 +325,43 @@ func (a *Agent) remember(rep *client.Report, res *client.ReportResult) {
 	}
 }
 
-// upload sends rep, retrying what is worth retrying.
-func (a *Agent) upload(ctx context.Context, rep *client.Report, out *Outcome) (*client.ReportResult, error) {
+// upload sends rep, authenticated with bearer, retrying what is worth
+// retrying.
+func (a *Agent) upload(ctx context.Context, bearer string, rep *client.Report, out *Outcome) (*client.ReportResult, error) {
+	var res *client.ReportResult
+	err := a.retry(ctx, "report", out, func() error {
+		var err error
+		res, err = a.Client.Report(ctx, bearer, rep)
+		return err
+	})
+	return res, err
+}
+
+// retry runs op until it succeeds, fails in a way not worth retrying, or
+// the retry policy is spent, waiting with backoff (or the server's
+// Retry-After) between attempts. Each attempt counts as a request of out.
+func (a *Agent) retry(ctx context.Context, what string, out *Outcome, op func() error) error {
 	policy := a.Retry
 	if policy.Attempts <= 0 {
 		policy = DefaultRetry
 	}
 	for attempt := 1; ; attempt++ {
 		out.Requests++
-		res, err := a.Client.Report(ctx, a.Secret, rep)
+		err := op()
 		retry, after := client.Retryable(err)
 		if !retry || attempt >= policy.Attempts || ctx.Err() != nil {
 			if retry {
-				return res, fmt.Errorf("report failed %d times, giving up until the next report: %w", attempt, err)
+				return fmt.Errorf("%s failed %d times, giving up until the next report: %w", what, attempt, err)
 			}
-			return res, err
+			return err
 		}
 		wait := a.backoff(policy, attempt)
 		if after > wait {
 			wait = after
 		}
-		a.log().Warn("report failed, retrying", "attempt", attempt, "of", policy.Attempts, "in", wait.Round(time.Millisecond), "err", err)
+		a.log().Warn(what+" failed, retrying", "attempt", attempt, "of", policy.Attempts, "in", wait.Round(time.Millisecond), "err", err)
 		if err := a.sleep(ctx, wait); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }

@@ -131,23 +131,7 @@ type errorAnswer struct {
 
 // refusal turns a non-200 answer into the matching typed error.
 func (c *Client) refusal(resp *http.Response, body io.Reader) error {
-	var a errorAnswer
-	// A proxy's HTML page or an empty body is not an error body: the status
-	// alone then says what happened.
-	_ = json.NewDecoder(body).Decode(&a)
-	api := &APIError{
-		Status:     resp.StatusCode,
-		Code:       a.Error.Code,
-		Message:    a.Error.Message,
-		RequestID:  a.Error.Target,
-		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
-	}
-	if api.RequestID == "" {
-		api.RequestID = resp.Header.Get("X-Request-Id")
-	}
-	if api.Code == "" {
-		api.Code = strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "")
-	}
+	api, a := apiError(resp, body)
 	if resp.StatusCode != http.StatusConflict {
 		return api
 	}
@@ -166,6 +150,28 @@ func (c *Client) refusal(resp *http.Response, body io.Reader) error {
 		m.SHA256 = append(m.SHA256, sum)
 	}
 	return m
+}
+
+// apiError reads a refusal's error body into an *APIError.
+func apiError(resp *http.Response, body io.Reader) (*APIError, errorAnswer) {
+	var a errorAnswer
+	// A proxy's HTML page or an empty body is not an error body: the status
+	// alone then says what happened.
+	_ = json.NewDecoder(body).Decode(&a)
+	api := &APIError{
+		Status:     resp.StatusCode,
+		Code:       a.Error.Code,
+		Message:    a.Error.Message,
+		RequestID:  a.Error.Target,
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	if api.RequestID == "" {
+		api.RequestID = resp.Header.Get("X-Request-Id")
+	}
+	if api.Code == "" {
+		api.Code = strings.ReplaceAll(http.StatusText(resp.StatusCode), " ", "")
+	}
+	return api, a
 }
 
 // maxRetryAfter bounds the wait a server may ask for.

@@ -109,6 +109,7 @@ func (s *Server) Start(t testing.TB, ln net.Listener, now func() time.Time) {
 		Verifier:             refuseTokens{},
 		Ingest:               &ingest.Service{Store: db, Now: now, Log: log},
 		EnrollmentSecretHash: sha256.Sum256([]byte(Secret)),
+		Devices:              db,
 		SkiptokenKey:         bytes.Repeat([]byte("s"), 32),
 		Now:                  now,
 		Log:                  log,

@@ -253,6 +253,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer, h hooks) err
 		Device:   id,
 		Group:    c.group,
 		Interval: c.interval,
+		StateDir: c.state,
 		Now:      h.now,
 		Sleep:    h.sleep,
 		Log:      log,
