@@ -23,7 +23,14 @@ type accessOptions struct {
 	exportPerMinute, exportPerHour int
 	requireDeviceCredentials       bool
 
-	pages, export *httpapi.RateLimit // made by check
+	pages, export limitSpec // made by check
+}
+
+// limitSpec is one endpoint's limit: its windows (none: no limit) and the
+// limit in words.
+type limitSpec struct {
+	rates    []ratelimit.Rate
+	describe string
 }
 
 func (o *accessOptions) register(fs interface {
@@ -37,7 +44,7 @@ func (o *accessOptions) register(fs interface {
 	fs.BoolVar(&o.requireDeviceCredentials, "require-device-credentials", false, "refuse reports made with the bare enrollment secret: every agent must enroll (POST /api/agent/enroll) first")
 }
 
-// check validates the limits and makes their limiters.
+// check validates the limits.
 func (o *accessOptions) check(cmd string) error {
 	var err error
 	if o.pages, err = rateLimit(cmd, "pages", o.pagesPerMinute, o.pagesPerHour); err != nil {
@@ -47,30 +54,49 @@ func (o *accessOptions) check(cmd string) error {
 	return err
 }
 
-// rateLimit returns an in-memory limit of perMinute and perHour calls (0 is
-// no limit on that window; both 0, nil).
-func rateLimit(cmd, name string, perMinute, perHour int) (*httpapi.RateLimit, error) {
+// rateLimit returns the limit of perMinute and perHour calls (0 is no limit
+// on that window; both 0, no rates).
+func rateLimit(cmd, name string, perMinute, perHour int) (limitSpec, error) {
 	if perMinute < 0 || perHour < 0 {
-		return nil, &usageError{fmt.Sprintf("%s: --%s-per-minute and --%s-per-hour must be 0 (no limit) or more", cmd, name, name)}
+		return limitSpec{}, &usageError{fmt.Sprintf("%s: --%s-per-minute and --%s-per-hour must be 0 (no limit) or more", cmd, name, name)}
 	}
-	var rates []ratelimit.Rate
+	var l limitSpec
 	var words []string
 	if perMinute > 0 {
-		rates = append(rates, ratelimit.Rate{Limit: perMinute, Period: time.Minute})
+		l.rates = append(l.rates, ratelimit.Rate{Limit: perMinute, Period: time.Minute})
 		words = append(words, fmt.Sprintf("%d calls a minute", perMinute))
 	}
 	if perHour > 0 {
-		rates = append(rates, ratelimit.Rate{Limit: perHour, Period: time.Hour})
+		l.rates = append(l.rates, ratelimit.Rate{Limit: perHour, Period: time.Hour})
 		words = append(words, fmt.Sprintf("%d calls an hour", perHour))
 	}
-	if len(rates) == 0 {
+	if len(l.rates) > 0 {
+		if err := ratelimit.CheckRates(l.rates); err != nil {
+			return limitSpec{}, &usageError{fmt.Sprintf("%s: %v", cmd, err)}
+		}
+	}
+	l.describe = strings.Join(words, " and ")
+	return l, nil
+}
+
+// limiterFunc makes the limiter of a set of windows: in memory, or in Redis.
+type limiterFunc func(rates ...ratelimit.Rate) (ratelimit.Limiter, error)
+
+func memoryLimiter(rates ...ratelimit.Rate) (ratelimit.Limiter, error) {
+	return ratelimit.NewMemory(rates...)
+}
+
+// limit returns the httpapi limit of l, counted by newLimiter; nil when l
+// has no windows.
+func (l limitSpec) limit(newLimiter limiterFunc, failOpen bool) (*httpapi.RateLimit, error) {
+	if len(l.rates) == 0 {
 		return nil, nil
 	}
-	m, err := ratelimit.NewMemory(rates...)
+	lim, err := newLimiter(l.rates...)
 	if err != nil {
-		return nil, &usageError{fmt.Sprintf("%s: %v", cmd, err)}
+		return nil, err
 	}
-	return &httpapi.RateLimit{Limiter: m, Describe: strings.Join(words, " and ")}, nil
+	return &httpapi.RateLimit{Limiter: lim, Describe: l.describe, FailOpen: failOpen}, nil
 }
 
 // cliActor names the person running a command in the audit log.
@@ -81,16 +107,16 @@ func cliActor() string {
 	return "cli"
 }
 
-// openAdmin parses a subcommand's flags and opens the data folder.
-func openAdmin(ctx context.Context, fs *flag.FlagSet, data *string, args []string, stderr io.Writer) (*env, error) {
+// openAdmin parses a subcommand's flags and opens the store.
+func openAdmin(ctx context.Context, fs *flag.FlagSet, so *storeOptions, args []string, stderr io.Writer) (*env, error) {
 	if err := parse(fs, args); err != nil {
 		return nil, err
 	}
-	if *data == "" {
-		return nil, &usageError{fs.Name() + ": --data DIR is required"}
+	if err := so.check(fs.Name(), needs{}); err != nil {
+		return nil, err
 	}
 	log, _ := newLogger(stderr, "warn")
-	return openEnv(ctx, *data, log)
+	return openEnv(ctx, so, needs{}, log)
 }
 
 // runGroupAccess runs `certinv group grant|revoke|grants|rule ...`.
@@ -99,10 +125,11 @@ func runGroupAccess(ctx context.Context, sub string, args []string, stdout, stde
 		return runGroupRule(ctx, args, stdout, stderr)
 	}
 	fs := newFlagSet("group "+sub, stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	who := fs.String("user", "", "the user: object id (oid) or user principal name (upn)")
 	group := fs.String("group", "", `group name ("Unassigned": the devices of no group)`)
-	e, err := openAdmin(ctx, fs, data, args, stderr)
+	e, err := openAdmin(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -113,9 +140,9 @@ func runGroupAccess(ctx context.Context, sub string, args []string, stdout, stde
 			return &usageError{fmt.Sprintf("group %s: --user and --group are required", sub)}
 		}
 		if sub == "grant" {
-			err = e.db.GrantUserGroup(ctx, cliActor(), *who, *group)
+			err = e.store.GrantUserGroup(ctx, cliActor(), *who, *group)
 		} else {
-			err = e.db.RevokeUserGroup(ctx, cliActor(), *who, *group)
+			err = e.store.RevokeUserGroup(ctx, cliActor(), *who, *group)
 		}
 		if err != nil {
 			return err
@@ -127,7 +154,7 @@ func runGroupAccess(ctx context.Context, sub string, args []string, stdout, stde
 		fmt.Fprintf(stdout, "%s %s the devices of group %q (from their next request)\n", *who, verb, *group)
 		return nil
 	}
-	grants, err := e.db.UserGrants(ctx, *who)
+	grants, err := e.store.UserGrants(ctx, *who)
 	if err != nil {
 		return err
 	}
@@ -150,7 +177,8 @@ func runGroupRule(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("group rule "+sub, stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	var r certinv.GroupRule
 	var id *int64
 	switch sub {
@@ -167,14 +195,14 @@ func runGroupRule(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	default:
 		return &usageError{fmt.Sprintf("group rule: unknown subcommand %q: want add, list or delete", sub)}
 	}
-	e, err := openAdmin(ctx, fs, data, args, stderr)
+	e, err := openAdmin(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
 	switch sub {
 	case "add":
-		got, err := e.db.AddGroupRule(ctx, cliActor(), r)
+		got, err := e.store.AddGroupRule(ctx, cliActor(), r)
 		if err != nil {
 			return err
 		}
@@ -184,13 +212,13 @@ func runGroupRule(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if *id <= 0 {
 			return &usageError{"group rule delete: --id is required"}
 		}
-		if err := e.db.DeleteGroupRule(ctx, cliActor(), *id); err != nil {
+		if err := e.store.DeleteGroupRule(ctx, cliActor(), *id); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "rule %d deleted; devices are placed anew from the next snapshot\n", *id)
 		return nil
 	}
-	rules, err := e.db.GroupRules(ctx)
+	rules, err := e.store.GroupRules(ctx)
 	if err != nil {
 		return err
 	}
@@ -220,7 +248,8 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("device "+sub, stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	id := fs.String("id", "", "device id (40 lowercase hex characters)")
 	var tags stringList
 	clearTags := new(bool)
@@ -232,7 +261,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		return &usageError{fmt.Sprintf("device: unknown subcommand %q: want tag, revoke, reset or show", sub)}
 	}
-	e, err := openAdmin(ctx, fs, data, args, stderr)
+	e, err := openAdmin(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -246,16 +275,16 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(tags) == 0 && !*clearTags {
 			return &usageError{"device tag: give --tag T (repeatable) or --clear"}
 		}
-		err = e.db.SetDeviceTags(ctx, actor, *id, tags)
+		err = e.store.SetDeviceTags(ctx, actor, *id, tags)
 	case "revoke":
-		err = e.db.RevokeDevice(ctx, actor, *id)
+		err = e.store.RevokeDevice(ctx, actor, *id)
 	case "reset":
-		err = e.db.ResetDevice(ctx, actor, *id)
+		err = e.store.ResetDevice(ctx, actor, *id)
 	}
 	if err != nil {
 		return err
 	}
-	a, err := e.db.DeviceAccess(ctx, *id)
+	a, err := e.store.DeviceAccess(ctx, *id)
 	if err != nil {
 		return err
 	}
@@ -285,16 +314,17 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // runAudit runs `certinv audit`: the audit log, oldest first.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("audit", stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	after := fs.Int64("after", 0, "show entries after this id")
 	limit := fs.Int("limit", 1000, "at most this many entries")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	e, err := openAdmin(ctx, fs, data, args, stderr)
+	e, err := openAdmin(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	es, err := e.db.AuditEntries(ctx, *after, *limit)
+	es, err := e.store.AuditEntries(ctx, *after, *limit)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,8 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("app "+sub, stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	var (
 		name  *string
@@ -44,8 +45,8 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *data == "" {
-		return &usageError{"app: --data DIR is required"}
+	if err := so.check("app", needs{}); err != nil {
+		return err
 	}
 	switch {
 	case sub == "create" && (strings.TrimSpace(*name) == "" || len(roles) == 0):
@@ -54,12 +55,12 @@ func runApp(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &usageError{"app " + sub + ": --id is required"}
 	}
 	log, _ := newLogger(stderr, "warn")
-	e, err := openEnv(ctx, *data, log)
+	e, err := openEnv(ctx, &so, needs{}, log)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	apps := &auth.Apps{Store: e.db}
+	apps := &auth.Apps{Store: e.store}
 
 	switch sub {
 	case "create", "rotate":
@@ -125,7 +126,7 @@ func auditApp(ctx context.Context, e *env, action, id string, details map[string
 		}
 		d = string(b)
 	}
-	if err := e.db.AppendAudit(ctx, certinv.AuditEntry{Actor: cliActor(), Action: action, Target: id, Details: d}); err != nil {
+	if err := e.store.AppendAudit(ctx, certinv.AuditEntry{Actor: cliActor(), Action: action, Target: id, Details: d}); err != nil {
 		return fmt.Errorf("%s of %s is done, but the audit log could not record it: %w", action, id, err)
 	}
 	return nil
@@ -213,7 +214,7 @@ func issuerURL(publicURL, orgID string) string { return publicURL + "/" + orgID 
 // are fetched now too, but a failure there is only logged: they are fetched
 // again on the first token.
 func newEmbeddedAuth(ctx context.Context, e *env, o *serveOptions, publicURL string, log *slog.Logger) (*embeddedAuth, error) {
-	key, err := auth.LoadOrCreateKey(e.dir.TokenKeyPath())
+	key, err := auth.LoadOrCreateKey(e.keys.TokenKeyPath())
 	if err != nil {
 		return nil, fmt.Errorf("token signing key: %w", err)
 	}
@@ -223,7 +224,7 @@ func newEmbeddedAuth(ctx context.Context, e *env, o *serveOptions, publicURL str
 	if err != nil {
 		return nil, err
 	}
-	apps := &auth.Apps{Store: e.db, Issuer: issuer}
+	apps := &auth.Apps{Store: e.store, Issuer: issuer}
 	v := &auth.Verifier{Keys: issuer, Issuers: issuer.Issuers(), Credentials: apps, Cache: auth.NewTokenCache(0)}
 
 	configs := make([]auth.TrustConfig, 0, len(o.trustIssuers))

@@ -13,7 +13,7 @@ import (
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", stderr)
-	o := serveOptions{data: "certinv-demo"}
+	o := serveOptions{store: storeOptions{data: "certinv-demo"}}
 	o.register(fs)
 	devices := fs.Int("devices", 1000, "devices of the demo fleet, made when the data folder holds none")
 	if err := parse(fs, args); err != nil {
@@ -29,27 +29,27 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	e, err := openEnv(ctx, o.data, log)
+	e, err := openEnv(ctx, &o.store, needs{bucket: true, keys: true}, log)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
 
-	have, _, _, err := e.db.Stats(ctx)
+	have, _, _, err := e.store.Stats(ctx)
 	if err != nil {
 		return err
 	}
 	if have == 0 {
 		fleet := &synth.Fleet{Devices: *devices, CertsPerDevice: 60, Groups: 4, Seed: 1, Now: time.Now().UTC().Truncate(24 * time.Hour)}
-		fmt.Fprintf(stdout, "making a demo fleet of %d devices in %s\n", *devices, e.dir.Root)
+		fmt.Fprintf(stdout, "making a demo fleet of %d devices in %s\n", *devices, e.where)
 		if _, err := seedFleet(ctx, e, fleet, 200, stdout); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "%s already holds %d devices: serving them\n", e.dir.Root, have)
+		fmt.Fprintf(stdout, "%s already holds %d devices: serving them\n", e.where, have)
 	}
 
-	return serve(ctx, e, &o, func(publicURL string) {
+	return serve(ctx, e, &o, func(_, publicURL string) {
 		self := "certinv"
 		if exe, err := os.Executable(); err == nil && filepath.Base(filepath.Dir(exe)) != "exe" {
 			self = exe // an installed binary; `go run` builds into a temporary .../exe/ folder
@@ -62,7 +62,7 @@ The first snapshot is built now; /healthz answers 200 once it is published.
 
 Get a token (valid one hour) and fetch the first page of the inventory:
 
-  TOKEN=$(%[2]s token --data %[3]s --role Vulnerability.Read.All)
+  TOKEN=$(%[2]s token %[3]s --role Vulnerability.Read.All)
   curl -sH "Authorization: Bearer $TOKEN" '%[1]s/api/machines/CertificateAssessmentByMachine?pageSize=2'
 
 Follow "@odata.nextLink" for the next page. The same snapshot as gzip files:
@@ -70,6 +70,6 @@ Follow "@odata.nextLink" for the next page. The same snapshot as gzip files:
   curl -sH "Authorization: Bearer $TOKEN" '%[1]s/api/machines/CertificateAssessmentExport?sasValidHours=1'
 
 Agents report with the enrollment secret in %[4]s (see docs/API.md).
-`, publicURL, self, e.dir.Root, e.dir.EnrollmentSecretPath())
+`, publicURL, self, o.store.commandFlags(), e.keys.EnrollmentSecretPath())
 	})
 }

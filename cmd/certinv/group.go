@@ -17,7 +17,8 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runGroupAccess(ctx, sub, args, stdout, stderr) // admin.go
 	}
 	fs := newFlagSet("group "+sub, stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	var device, group *string
 	switch sub {
 	case "list":
@@ -30,11 +31,11 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *data == "" {
-		return &usageError{"group: --data DIR is required"}
+	if err := so.check("group", needs{}); err != nil {
+		return err
 	}
 	log, _ := newLogger(stderr, "warn")
-	e, err := openEnv(ctx, *data, log)
+	e, err := openEnv(ctx, &so, needs{}, log)
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return &usageError{"group set: --device is required"}
 		}
 		// Pinned, so that rules do not move it; audited.
-		if err := e.db.PinDeviceGroup(ctx, cliActor(), *device, *group); err != nil {
+		if err := e.store.PinDeviceGroup(ctx, cliActor(), *device, *group); err != nil {
 			return err
 		}
 		if *group == "" {
@@ -54,7 +55,7 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return nil
 	}
-	groups, err := e.db.Groups(ctx)
+	groups, err := e.store.Groups(ctx)
 	if err != nil {
 		return err
 	}
@@ -72,25 +73,26 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("stats", stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *data == "" {
-		return &usageError{"stats: --data DIR is required"}
+	if err := so.check("stats", needs{}); err != nil {
+		return err
 	}
 	log, _ := newLogger(stderr, "warn")
-	e, err := openEnv(ctx, *data, log)
+	e, err := openEnv(ctx, &so, needs{}, log)
 	if err != nil {
 		return err
 	}
 	defer e.Close()
-	devs, certs, links, err := e.db.Stats(ctx)
+	devs, certs, links, err := e.store.Stats(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "organization %s\ndevices %d\ncertificates %d (distinct)\nrecords %d\n", e.orgID, devs, certs, links)
-	if s, err := e.db.LatestSnapshot(ctx); err == nil {
+	if s, err := e.store.LatestSnapshot(ctx); err == nil {
 		fmt.Fprintf(stdout, "latest snapshot %s generated %s: %d records in %d files\n", s.ID, s.GeneratedAt.Format("2006-01-02T15:04:05Z"), s.Records, s.Files)
 	} else {
 		fmt.Fprintln(stdout, "no snapshot yet")

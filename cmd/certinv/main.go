@@ -48,6 +48,7 @@ of Microsoft Defender Vulnerability Management.
 Usage:
   certinv demo     [--data DIR] [--devices N] [--addr HOST:PORT]   seed a demo fleet if empty, then serve it
   certinv serve    --data DIR [--addr HOST:PORT] [--public-url URL] [--snapshot-interval 15m]
+  certinv serve    --db postgres://... --blob AZURE --redis redis://... --keys DIR ...   one replica of many (docs/DEPLOY.md)
   certinv seed     --data DIR --devices N [--certs-per-device M] [--groups K] [--seed S]
   certinv snapshot --data DIR                                        build and publish a snapshot now
   certinv token    --data DIR [--role Vulnerability.Read.All] [--scope Vulnerability.Read]
@@ -59,9 +60,13 @@ Usage:
   certinv audit    --data DIR [--after ID] [--limit N] [--json]      the audit log of admin actions
   certinv stats    --data DIR                                        what the store holds
   certinv scan     [--format table|json|ndjson] [--password P] [PATH ...]   the certificates of this machine
+  certinv keys     --keys DIR                                        make the keys that replicas share
 
+Every command that reads the store takes --db URL (PostgreSQL) instead of
+--data DIR; serve, demo and snapshot take --blob (Azure Blob Storage) too.
 Run 'certinv COMMAND -h' for the flags of a command. Flags default to the
-environment variables CERTINV_DATA, CERTINV_ADDR and CERTINV_PUBLIC_URL.
+environment variables CERTINV_DATA, CERTINV_DB, CERTINV_BLOB, CERTINV_BLOB_KEY,
+CERTINV_KEYS, CERTINV_REDIS, CERTINV_ADDR and CERTINV_PUBLIC_URL.
 `
 
 // run is the whole program, testable: it parses args, does the work and
@@ -95,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runStats(ctx, rest, stdout, stderr)
 	case "scan":
 		return runScan(ctx, rest, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -15,7 +15,8 @@ import (
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("seed", stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	devices := fs.Int("devices", 0, "number of devices to make (required)")
 	certs := fs.Int("certs-per-device", 60, "certificates per device")
 	groups := fs.Int("groups", 4, "RBAC device groups (0: the organization has none)")
@@ -25,8 +26,6 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	switch {
-	case *data == "":
-		return &usageError{"seed: --data DIR is required"}
 	case *devices < 1 || *devices > 10_000_000:
 		return &usageError{"seed: --devices must be between 1 and 10000000"}
 	case *certs < 1 || *certs > certinv.MaxCertificatesPerReport:
@@ -36,8 +35,11 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case *batch < 1 || *batch > 10_000:
 		return &usageError{"seed: --batch must be between 1 and 10000"}
 	}
+	if err := so.check("seed", needs{}); err != nil {
+		return err
+	}
 	log, _ := newLogger(stderr, "warn")
-	e, err := openEnv(ctx, *data, log)
+	e, err := openEnv(ctx, &so, needs{}, log)
 	if err != nil {
 		return err
 	}
@@ -49,12 +51,12 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Seed:           *seed,
 		Now:            time.Now().UTC().Truncate(24 * time.Hour),
 	}
-	fmt.Fprintf(stdout, "seeding %d devices with about %d certificates each into %s\n", *devices, *certs, e.dir.Root)
+	fmt.Fprintf(stdout, "seeding %d devices with about %d certificates each into %s\n", *devices, *certs, e.where)
 	n, err := seedFleet(ctx, e, fleet, *batch, stdout)
 	if err != nil {
 		return err
 	}
-	devs, certsN, links, err := e.db.Stats(ctx)
+	devs, certsN, links, err := e.store.Stats(ctx)
 	if err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // seedFleet pushes fleet through the ingest service in batches, showing
 // progress on w every two seconds. It returns the number of devices taken.
 func seedFleet(ctx context.Context, e *env, fleet *synth.Fleet, batchSize int, w io.Writer) (int, error) {
-	svc := &ingest.Service{Store: e.db, Now: time.Now, Log: e.log}
+	svc := &ingest.Service{Store: e.store, Now: time.Now, Log: e.log}
 	start := time.Now()
 	lastShown := start
 	var done, certs int

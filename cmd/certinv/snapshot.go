@@ -11,19 +11,20 @@ import (
 
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("snapshot", stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *data == "" {
-		return &usageError{"snapshot: --data DIR is required"}
+	if err := so.check("snapshot", needs{bucket: true}); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
 		return err
 	}
-	e, err := openEnv(ctx, *data, log)
+	e, err := openEnv(ctx, &so, needs{bucket: true}, log)
 	if err != nil {
 		return err
 	}
@@ -38,11 +39,11 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// builder returns the snapshot builder of the data folder.
+// builder returns the snapshot builder of the store and bucket.
 func (e *env) builder() *snapshot.Builder {
 	return &snapshot.Builder{
-		Source:   e.db,
-		Registry: e.db,
+		Source:   e.store,
+		Registry: e.store,
 		Bucket:   e.bucket,
 		OrgID:    e.orgID,
 		Now:      time.Now,

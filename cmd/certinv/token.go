@@ -26,7 +26,8 @@ func (l *stringList) Set(v string) error {
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("token", stderr)
-	data := fs.String("data", envOr("CERTINV_DATA", ""), "data folder (env CERTINV_DATA)")
+	var so storeOptions
+	so.register(fs)
 	var roles, scopes stringList
 	fs.Var(&roles, "role", "application permission for the roles claim (repeatable); Vulnerability.Read.All reads the export API")
 	fs.Var(&scopes, "scope", "delegated permission for the scp claim (repeatable): makes a user token; Vulnerability.Read reads the export API")
@@ -38,8 +39,8 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *data == "" {
-		return &usageError{"token: --data DIR is required"}
+	if err := so.check("token", needs{keys: true}); err != nil {
+		return err
 	}
 	if len(roles) == 0 && len(scopes) == 0 {
 		roles = stringList{"Vulnerability.Read.All"}
@@ -48,7 +49,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &usageError{fmt.Sprintf("token: --ttl %v: want more than 0 and at most 24h", *ttl)}
 	}
 	log, _ := newLogger(stderr, "warn")
-	e, err := openEnv(ctx, *data, log)
+	e, err := openEnv(ctx, &so, needs{keys: true}, log)
 	if err != nil {
 		return err
 	}
