@@ -28,7 +28,7 @@ type schedule struct {
 	builder *snapshot.Builder
 	lock    buildLocker // nil: this process is the only builder
 	// fence is the builder's Registry when lock is set (newSchedule).
-	fence *fence
+	fence     *fence
 	interval  time.Duration
 	retention time.Duration
 	log       *slog.Logger

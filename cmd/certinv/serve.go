@@ -258,4 +258,3 @@ func serve(ctx context.Context, e *env, o *serveOptions, listening func(addr, pu
 	}
 	return err
 }
-
