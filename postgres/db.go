@@ -1,21 +1,30 @@
 // Package postgres is the PostgreSQL store of certinv, for fleets that
 // outgrow one machine: the inventory (devices, certificates stored once,
-// links between them) and the snapshot registry, shared by any number of
-// stateless replicas, through github.com/jackc/pgx/v5.
+// links between them), the snapshot registry, the registered applications
+// and access (users' groups, rules that place devices in groups, device
+// credentials, the audit log), shared by any number of stateless replicas,
+// through github.com/jackc/pgx/v5.
 //
 // It keeps the semantics of the embedded sqlite store exactly (both pass
-// storetest.Run). The differences are in how it talks to the server:
+// storetest.Run, RunApps and RunAccess; TestPlacementAgreesWithSQLite
+// compares their placement step by step). The differences are in how it
+// talks to the server:
 //
 //   - The schema is migrated on Open by versioned, embedded migrations, each
 //     in its own transaction, under a session advisory lock, so that
 //     replicas starting at once apply each migration exactly once.
 //   - Writes queue on one transaction-level advisory lock per schema, as
 //     SQLite's writers queue on its one writer: a write is a few round trips
-//     (ApplyDeviceSets sends a whole batch of reports in two pipelined
-//     batches), so the lock is held for milliseconds, and two replicas can
+//     (ApplyDeviceSets reads and writes a whole batch of reports in two
+//     pipelined round trips, BEGIN and COMMIT included, and COPYs many new
+//     links), so the lock is held for milliseconds, and two replicas can
 //     never race on a new certificate, a new group or the latest snapshot.
-//   - ReadInventory reads through one REPEATABLE READ, READ ONLY transaction
-//     and streams rows as the server sends them: memory stays flat.
+//   - Devices are placed in groups by Go code (certinv.GroupRule.Matches) in
+//     the transaction that moves them, where the sqlite store uses triggers.
+//   - ReadInventory reads through one REPEATABLE READ, READ ONLY transaction:
+//     the fragments of certificates into a bounded cache, then one row per
+//     device, in order, with its links as arrays, streamed as the server
+//     sends them: memory stays flat.
 //   - TryBuildLock gives one replica at a time the right to build snapshots.
 //
 // Every advisory lock key is derived from the schema's name (current_schema),
@@ -45,8 +54,10 @@ import (
 var migrationFS embed.FS
 
 // DB is the PostgreSQL store. It implements certinv.Inventory,
-// certinv.InventoryReader and certinv.SnapshotRegistry. It is safe for
-// concurrent use, by any number of processes.
+// certinv.InventoryReader, certinv.SnapshotRegistry, certinv.AppStore,
+// certinv.UserGroups, certinv.DeviceGroupRules, certinv.DeviceCredentials
+// and certinv.AuditLog. It is safe for concurrent use, by any number of
+// processes.
 type DB struct {
 	// Now returns the current time; it stamps snapshot publication and
 	// retirement. Open sets it to time.Now.
@@ -59,6 +70,13 @@ type DB struct {
 	orgID string // cached: it never changes
 
 	certs certCache
+
+	// deviceSeq and certSeq name the sequences of devices.id and
+	// certificates.id, from which ApplyDeviceSets draws new rows' ids.
+	deviceSeq, certSeq string
+
+	// fragmentBudget overrides fragmentCacheBytes, for tests.
+	fragmentBudget int
 }
 
 // The advisory lock keys, each made distinct per schema by lockKeySQL.
@@ -94,6 +112,10 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT pg_get_serial_sequence('devices', 'id'), pg_get_serial_sequence('certificates', 'id')`).Scan(&db.deviceSeq, &db.certSeq); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres %s: find id sequences: %w", where, err)
 	}
 	return db, nil
 }
