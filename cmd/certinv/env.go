@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -42,7 +41,11 @@ type Store interface {
 	Close() error
 }
 
-var _ Store = (*sqlite.DB)(nil)
+// Both stores are Stores.
+var (
+	_ Store = (*sqlite.DB)(nil)
+	_ Store = (*postgres.DB)(nil)
+)
 
 // buildLocker is a store that gives one process at a time the right to
 // build snapshots (postgres.DB): replicas that share a store take turns.
@@ -236,15 +239,7 @@ func openPostgres(ctx context.Context, url string, log *slog.Logger) (Store, err
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL %s: %w", redactDB(url), err)
 	}
-	// The PostgreSQL store gains the application and access stores in
-	// step with this command; until a build has them, say so plainly.
-	var s any = db
-	st, ok := s.(Store)
-	if !ok {
-		db.Close()
-		return nil, errors.New("this build's PostgreSQL store does not keep applications, groups, device credentials and the audit log yet: use the data folder's SQLite")
-	}
-	return st, nil
+	return db, nil
 }
 
 func (e *env) Close() error { return e.store.Close() }
