@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"strings"
@@ -308,4 +309,52 @@ func TestBuildLock(t *testing.T) {
 		t.Errorf("TryBuildLock after the holder's session died: never taken, want it taken")
 	}
 	relB() // on a dead connection: logs, does not panic
+}
+
+// TestUpgradeFromFirstSchema opens a database made by the first schema,
+// with a device placed in a group at ingest: the access migrations keep it
+// there, pinned, and the links lose no row to the new migrations.
+func TestUpgradeFromFirstSchema(t *testing.T) {
+	ctx := context.Background()
+	u := newSchema(t)
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	first, err := migrationFS.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+		`+string(first)+`
+		INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql');
+		INSERT INTO meta (id, org_id) VALUES (1, 'org');
+		INSERT INTO groups (name) VALUES ('web');
+		INSERT INTO certificates (sha256, sha1, der, json) VALUES (decode(repeat('ab', 32), 'hex'), decode(repeat('cd', 20), 'hex'), '\x30', '"a":1');
+		INSERT INTO devices (device_id, name, os, collected_at, group_id, links_digest) VALUES
+			(repeat('a', 40), 'a.example.com', 'Linux', 1, 1, '\x00'), (repeat('b', 40), 'b.example.com', 'Linux', 1, 0, '\x00');
+		INSERT INTO links SELECT id, 'p', decode(repeat('cd', 20), 'hex'), 1 FROM devices`); err != nil {
+		t.Fatalf("make a database of the first schema: %v", err)
+	}
+	db := openURL(t, u)
+	for _, tc := range []struct{ id, group, pin string }{
+		{strings.Repeat("a", 40), "web", "web"},
+		{strings.Repeat("b", 40), certinv.GroupUnassigned, ""},
+	} {
+		a, err := db.DeviceAccess(ctx, tc.id)
+		if err != nil || a.Group != tc.group || a.PinnedGroup != tc.pin {
+			t.Errorf("DeviceAccess(%s) after upgrade = %+v, %v; want group %q, pin %q", tc.id[:4], a, err, tc.group, tc.pin)
+		}
+	}
+	if _, err := db.AddGroupRule(ctx, "cli:test", certinv.GroupRule{GroupName: "all", Priority: 1, NameGlob: "*"}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	if _, err := db.ReadInventory(ctx, func(r *certinv.InventoryRow) error { got[r.DeviceID[:4]] = r.GroupName; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"aaaa": "web", "bbbb": "all"}; !maps.Equal(got, want) {
+		t.Errorf("groups after upgrade and a rule = %v, want %v (the group given before stays pinned)", got, want)
+	}
 }
