@@ -38,11 +38,17 @@ func readGroups(ctx context.Context, q querier) ([]certinv.Group, error) {
 
 // The inventory is read as one row per device, in the export's order,
 // which the devices index (group_id, device_id) gives without a sort; each
-// row carries the device's links as arrays, in theirs (path, thumbprint),
+// row carries the device's links as an array, in theirs (path, thumbprint),
 // which the links key gives (TestReadInventoryPlan). Device ids and paths
 // are COLLATE "C" and thumbprints raw bytes, so PostgreSQL's order is the
 // bytewise order the export defines. An ARRAY of an ordered subquery keeps
 // the subquery's order.
+//
+// A link is one bytea: its certificate's id (8 bytes, big-endian) then its
+// path in UTF-8. One array of them costs the server one walk of the links
+// key per device, and a tenth less than an array of paths and another of
+// ids (1M links: 0.36 s against 0.38 s after VACUUM, 0.55 s against 0.67 s
+// before).
 //
 // Links carry their certificate's id, not its fragment: fragments come from
 // a cache, since most links name certificates that many devices share. The
@@ -51,13 +57,13 @@ func readGroups(ctx context.Context, q querier) ([]certinv.Group, error) {
 // the fragments of the links to certificates beyond that id.
 const (
 	readInventorySQL = `SELECT d.group_id, d.device_id, d.name,
-	ARRAY(SELECT l.path FROM links AS l WHERE l.device = d.id ORDER BY l.path, l.sha1, l.certificate),
-	ARRAY(SELECT l.certificate FROM links AS l WHERE l.device = d.id ORDER BY l.path, l.sha1, l.certificate)
+	ARRAY(SELECT int8send(l.certificate) || convert_to(l.path, 'UTF8') FROM links AS l
+		WHERE l.device = d.id ORDER BY l.path, l.sha1, l.certificate)
 FROM devices AS d ORDER BY d.group_id, d.device_id`
 
 	readInventoryMissSQL = `SELECT d.group_id, d.device_id, d.name,
-	ARRAY(SELECT l.path FROM links AS l WHERE l.device = d.id ORDER BY l.path, l.sha1, l.certificate),
-	ARRAY(SELECT l.certificate FROM links AS l WHERE l.device = d.id ORDER BY l.path, l.sha1, l.certificate),
+	ARRAY(SELECT int8send(l.certificate) || convert_to(l.path, 'UTF8') FROM links AS l
+		WHERE l.device = d.id ORDER BY l.path, l.sha1, l.certificate),
 	ARRAY(SELECT c.json FROM links AS l JOIN certificates AS c ON c.id = l.certificate
 		WHERE l.device = d.id AND l.certificate > $1 ORDER BY l.path, l.sha1, l.certificate)
 FROM devices AS d ORDER BY d.group_id, d.device_id`
@@ -119,21 +125,21 @@ func (db *DB) ReadInventory(ctx context.Context, fn func(*certinv.InventoryRow) 
 		return 0, fmt.Errorf("read inventory: %w", err)
 	}
 	defer rows.Close()
-	// Every column is read from its wire bytes, which must be binary
-	// (text is the same in both formats), as pgx asks for them.
+	// Every column is read from its wire bytes, which must be binary for
+	// all but the text ones (the same in both formats), as pgx asks for them.
 	for i, f := range rows.FieldDescriptions() {
 		if i != 1 && i != 2 && f.Format != pgx.BinaryFormatCode {
 			return 0, fmt.Errorf("read inventory: column %s arrived in text format", f.Name)
 		}
 	}
 	var (
-		row                 certinv.InventoryRow
-		first               = true
-		paths, certs, jsons arrayReader
+		row          certinv.InventoryRow
+		first        = true
+		links, jsons arrayReader
 	)
 	for rows.Next() {
 		v := rows.RawValues()
-		if (len(v) != 5 && len(v) != 6) || len(v[0]) != 8 {
+		if (len(v) != 4 && len(v) != 5) || len(v[0]) != 8 {
 			return 0, errors.New("read inventory: unexpected row shape")
 		}
 		groupID := int64(binary.BigEndian.Uint64(v[0]))
@@ -149,32 +155,25 @@ func (db *DB) ReadInventory(ctx context.Context, fn func(*certinv.InventoryRow) 
 		if string(v[2]) != row.DeviceName {
 			row.DeviceName = string(v[2])
 		}
-		n, err := paths.reset(v[3])
+		n, err := links.reset(v[3])
 		if err != nil {
-			return 0, fmt.Errorf("read inventory: paths of %s: %w", row.DeviceID, err)
+			return 0, fmt.Errorf("read inventory: links of %s: %w", row.DeviceID, err)
 		}
-		if m, err := certs.reset(v[4]); err != nil || m != n {
-			return 0, fmt.Errorf("read inventory: certificates of %s: %d for %d paths, %v", row.DeviceID, m, n, err)
-		}
-		if len(v) == 6 {
-			if _, err := jsons.reset(v[5]); err != nil {
+		if len(v) == 5 {
+			if _, err := jsons.reset(v[4]); err != nil {
 				return 0, fmt.Errorf("read inventory: fragments of %s: %w", row.DeviceID, err)
 			}
 		}
 		for range n {
-			path, err := paths.next()
-			if err != nil {
-				return 0, fmt.Errorf("read inventory: paths of %s: %w", row.DeviceID, err)
+			l, err := links.next()
+			if err != nil || len(l) < 8 {
+				return 0, fmt.Errorf("read inventory: links of %s: bad element (%v)", row.DeviceID, err)
 			}
+			id, path := int64(binary.BigEndian.Uint64(l)), l[8:]
 			// Strings are made once per run of a path, not once per record.
 			if string(path) != row.Path {
 				row.Path = string(path)
 			}
-			raw, err := certs.next()
-			if err != nil || len(raw) != 8 {
-				return 0, fmt.Errorf("read inventory: certificates of %s: bad element %v", row.DeviceID, err)
-			}
-			id := int64(binary.BigEndian.Uint64(raw))
 			if id <= upTo {
 				f, ok := cache[id]
 				if !ok {
@@ -182,7 +181,7 @@ func (db *DB) ReadInventory(ctx context.Context, fn func(*certinv.InventoryRow) 
 				}
 				row.CertificateJSON = f
 			} else if row.CertificateJSON, err = jsons.next(); err != nil || row.CertificateJSON == nil {
-				return 0, fmt.Errorf("read inventory: certificate %d of device %s: no fragment: %v", id, row.DeviceID, err)
+				return 0, fmt.Errorf("read inventory: certificate %d of device %s: no fragment (%v)", id, row.DeviceID, err)
 			}
 			if err := fn(&row); err != nil {
 				return 0, err
