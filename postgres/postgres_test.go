@@ -358,3 +358,38 @@ func TestUpgradeFromFirstSchema(t *testing.T) {
 		t.Errorf("groups after upgrade and a rule = %v, want %v (the group given before stays pinned)", got, want)
 	}
 }
+
+// TestFailedBatchWritesNothing sends a batch that the server refuses in its
+// write round trip (a device id the schema's CHECK rejects): nothing of it
+// is written, the transaction is rolled back, and the next batches on the
+// same pool go through.
+func TestFailedBatchWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	c := storetest.NewCertificates(t, 1)[0]
+	good := certinv.DeviceSet{
+		Device: certinv.Device{ID: strings.Repeat("ab", 20), Name: "a", CollectedAt: time.Unix(1, 0)},
+		Links:  []certinv.Link{{Path: "p", SHA256: c.SHA256}},
+		New:    []certinv.StoredCertificate{c.Stored()},
+	}
+	bad := good
+	bad.Device.ID = strings.Repeat("c", 39)
+	if _, err := db.ApplyDeviceSets(ctx, []certinv.DeviceSet{good, bad}); err == nil {
+		t.Fatal("ApplyDeviceSets with a device id of 39 characters succeeded, want an error")
+	}
+	if d, certs, l, err := db.Stats(ctx); err != nil || d != 0 || certs != 0 || l != 0 {
+		t.Errorf("Stats() after a failed batch = %d, %d, %d, %v; want 0, 0, 0, nil", d, certs, l, err)
+	}
+	if v, _ := db.Version(ctx); v != 0 {
+		t.Errorf("Version() after a failed batch = %d, want 0", v)
+	}
+	for i := range 8 { // more than the pool's connections
+		good.Device.CollectedAt = time.Unix(int64(2+i), 0)
+		if res, err := db.ApplyDeviceSets(ctx, []certinv.DeviceSet{good}); err != nil || res[0].Err != nil {
+			t.Fatalf("ApplyDeviceSets %d after a failed batch: %v %v", i, err, res)
+		}
+	}
+	if d, certs, l, err := db.Stats(ctx); err != nil || d != 1 || certs != 1 || l != 1 {
+		t.Errorf("Stats() = %d, %d, %d, %v; want 1, 1, 1, nil", d, certs, l, err)
+	}
+}
