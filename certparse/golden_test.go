@@ -12,6 +12,8 @@ import (
 	"sort"
 	"testing"
 	"time"
+
+	"github.com/certinv/certinv/internal/openssltest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/*.json from openssl's output")
@@ -79,13 +81,13 @@ func TestGolden(t *testing.T) {
 	for _, set := range certSets {
 		t.Run(set.name, func(t *testing.T) {
 			certs := set.load(t)
-			var want []expected
+			var want []openssltest.Expected
 			if *update {
-				if !haveOpenSSL() {
+				if !openssltest.HaveOpenSSL() {
 					t.Fatal("-update needs openssl on PATH")
 				}
 				for _, c := range certs {
-					e := fromOpenSSL(t, c.der)
+					e := openssltest.FromOpenSSL(t, c.der)
 					e.File = c.label
 					want = append(want, e)
 				}
@@ -126,7 +128,7 @@ func TestGolden(t *testing.T) {
 // goldens, so that a stale golden cannot hide a difference. Without
 // openssl it falls back to the goldens and says so.
 func TestOpenSSLLive(t *testing.T) {
-	if !haveOpenSSL() {
+	if !openssltest.HaveOpenSSL() {
 		t.Log("openssl is not on PATH: TestGolden's committed expectations stand in")
 		return
 	}
@@ -139,14 +141,14 @@ func TestOpenSSLLive(t *testing.T) {
 		}
 		t.Run(set.name, func(t *testing.T) {
 			for _, c := range set.load(t) {
-				compare(t, c.label, c.der, fromOpenSSL(t, c.der))
+				compare(t, c.label, c.der, openssltest.FromOpenSSL(t, c.der))
 			}
 		})
 	}
 }
 
 // compare checks every field of Parse(der) against want.
-func compare(t *testing.T, label string, der []byte, want expected) {
+func compare(t *testing.T, label string, der []byte, want openssltest.Expected) {
 	t.Helper()
 	got, err := Parse(der)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/certinv/certinv/certparse"
+	"github.com/certinv/certinv/internal/openssltest"
 )
 
 // systemBundle returns this machine's CA bundle, wherever its distribution
@@ -116,7 +117,7 @@ func TestProof(t *testing.T) {
 		t.Errorf("Scan found %d distinct certificates, want the CA bundle's and the fixtures'", len(ders))
 	}
 	for h, der := range ders {
-		compareFields(t, h, der, fromOpenSSL(t, der))
+		compareFields(t, h, der, openssltest.FromOpenSSL(t, der))
 	}
 }
 
@@ -155,11 +156,11 @@ func toolCertificates(t *testing.T, path string) []toolCert {
 	case ".conf":
 		return nil
 	case ".p7b":
-		return pemCerts(t, openssl(t, "pkcs7", "-inform", "DER", "-in", path, "-print_certs"), "")
+		return pemCerts(t, openssltest.Run(t, "pkcs7", "-inform", "DER", "-in", path, "-print_certs"), "")
 	case ".p7c":
-		return pemCerts(t, openssl(t, "pkcs7", "-inform", "PEM", "-in", path, "-print_certs"), "")
+		return pemCerts(t, openssltest.Run(t, "pkcs7", "-inform", "PEM", "-in", path, "-print_certs"), "")
 	case ".pfx", ".p12":
-		return pemCerts(t, openssl(t, "pkcs12", "-legacy", "-in", path, "-nokeys", "-passin", "pass:"+pw), "friendlyName: ")
+		return pemCerts(t, openssltest.Run(t, "pkcs12", "-legacy", "-in", path, "-nokeys", "-passin", "pass:"+pw), "friendlyName: ")
 	case ".jks", ".jceks":
 		out, err := exec.Command("keytool", "-list", "-rfc", "-keystore", path, "-storepass", pw).Output()
 		if err != nil {
@@ -167,7 +168,7 @@ func toolCertificates(t *testing.T, path string) []toolCert {
 		}
 		return pemCerts(t, string(out), "Alias name: ")
 	}
-	return pemCerts(t, openssl(t, "storeutl", "-certs", path), "")
+	return pemCerts(t, openssltest.Run(t, "storeutl", "-certs", path), "")
 }
 
 // pemCerts returns the certificates of a tool's PEM output, each with the
@@ -203,7 +204,7 @@ func pemCerts(t *testing.T, out, aliasPrefix string) []toolCert {
 
 // compareFields checks every field certparse derives from der, as `certinv
 // scan` prints it, against openssl's.
-func compareFields(t *testing.T, label string, der []byte, want expected) {
+func compareFields(t *testing.T, label string, der []byte, want openssltest.Expected) {
 	t.Helper()
 	got, err := certparse.Parse(der)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/certinv/certinv/internal/openssltest"
 )
 
 // scanAll runs Scan and returns what it found and warned.
@@ -275,7 +277,7 @@ func TestParseFileAliases(t *testing.T) {
 func TestStorePath(t *testing.T) {
 	der := readFixture(t, "leaf.cer")
 	// The fixture's SHA-1, as `openssl x509 -fingerprint -sha1` prints it.
-	_, fp, _ := strings.Cut(strings.TrimSpace(openssl(t, "x509", "-inform", "DER", "-in", "testdata/formats/leaf.cer", "-noout", "-fingerprint", "-sha1")), "=")
+	_, fp, _ := strings.Cut(strings.TrimSpace(openssltest.Run(t, "x509", "-inform", "DER", "-in", "testdata/formats/leaf.cer", "-noout", "-fingerprint", "-sha1")), "=")
 	want := `LocalMachine\Root\` + strings.ReplaceAll(fp, ":", "")
 	if got := StorePath("Root", der); got != want {
 		t.Errorf("StorePath(Root, leaf) = %q, want %q", got, want)

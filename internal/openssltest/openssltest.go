@@ -1,4 +1,9 @@
-package certparse
+// Package openssltest derives the expected fields of a certificate from
+// openssl's output alone, for the tests of certparse and scan: it
+// converts openssl's forms to Windows' with small tables of its own and
+// never calls the code under test, so a bug there cannot hide in the
+// expectation. It is imported by tests only.
+package openssltest
 
 // This file derives the expected fields of a certificate from openssl's
 // output alone, converting openssl's forms to Windows' with small tables
@@ -22,9 +27,9 @@ import (
 	"github.com/certinv/certinv"
 )
 
-// expected is a certificate's fields as openssl shows them, in the
+// Expected is a certificate's fields as openssl shows them, in the
 // record's form. It is also the format of the golden files.
-type expected struct {
+type Expected struct {
 	File               string       `json:"file,omitempty"`
 	SHA256             string       `json:"sha256"`
 	Thumbprint         string       `json:"thumbprint"`
@@ -43,14 +48,14 @@ type expected struct {
 	SelfSigned         bool         `json:"selfSigned"`
 }
 
-// haveOpenSSL reports whether openssl is on PATH.
-func haveOpenSSL() bool {
+// HaveOpenSSL reports whether openssl is on PATH.
+func HaveOpenSSL() bool {
 	_, err := exec.LookPath("openssl")
 	return err == nil
 }
 
-// openssl runs openssl with args and returns its standard output.
-func openssl(t testing.TB, args ...string) string {
+// Run runs openssl with args and returns its standard output.
+func Run(t testing.TB, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("openssl", args...)
 	var stdout, stderr bytes.Buffer
@@ -71,8 +76,8 @@ func opensslSucceeds(args ...string) bool {
 // that are not strings as '#' and the hex of their DER.
 const nameOpts = "esc_2253,esc_ctrl,utf8,dump_nostr,dump_der,sep_comma_plus,oid"
 
-// fromOpenSSL derives the expected fields of der with openssl.
-func fromOpenSSL(t testing.TB, der []byte) expected {
+// FromOpenSSL derives the expected fields of der with openssl.
+func FromOpenSSL(t testing.TB, der []byte) Expected {
 	t.Helper()
 	dir := t.TempDir()
 	certFile := filepath.Join(dir, "cert.der")
@@ -80,7 +85,7 @@ func fromOpenSSL(t testing.TB, der []byte) expected {
 		t.Fatal(err)
 	}
 	in := []string{"x509", "-inform", "DER", "-in", certFile, "-noout"}
-	var e expected
+	var e Expected
 
 	// One run prints, in the order asked: the header fields, the public
 	// key as PEM, then the text dump.
@@ -100,8 +105,8 @@ func fromOpenSSL(t testing.TB, der []byte) expected {
 	} else {
 		// openssl cannot make a key of this one (DSA parameters inherited
 		// from the issuer): it has nothing to verify a signature with.
-		header = openssl(t, args...)
-		text = openssl(t, append(in, "-text")...)
+		header = Run(t, args...)
+		text = Run(t, append(in, "-text")...)
 	}
 	var subject, issuer string
 	for _, line := range strings.Split(strings.TrimRight(header, "\n"), "\n") {
@@ -121,7 +126,7 @@ func fromOpenSSL(t testing.TB, der []byte) expected {
 			issuer = value
 		}
 	}
-	sum, _, _ := strings.Cut(openssl(t, "dgst", "-sha256", "-r", certFile), " ")
+	sum, _, _ := strings.Cut(Run(t, "dgst", "-sha256", "-r", certFile), " ")
 	e.SHA256 = sum
 
 	subjRDNs := parseOpenSSLName(t, subject)
@@ -468,7 +473,7 @@ type asn1Node struct{ offset, depth, hdr, length int }
 
 func asn1Nodes(t testing.TB, certFile string) []asn1Node {
 	t.Helper()
-	out := openssl(t, "asn1parse", "-inform", "DER", "-in", certFile)
+	out := Run(t, "asn1parse", "-inform", "DER", "-in", certFile)
 	re := regexp.MustCompile(`^\s*(\d+):d=(\d+)\s+hl=(\d+)\s+l=\s*(\d+)`)
 	var nodes []asn1Node
 	for _, line := range strings.Split(out, "\n") {
