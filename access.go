@@ -315,3 +315,23 @@ func printable(s string) bool {
 	}
 	return true
 }
+
+// MaxUserBytes bounds a user's oid or upn.
+const MaxUserBytes = 255
+
+// UserKey returns how stores key a user given RBAC groups: the oid or upn,
+// trimmed and lower-cased (ASCII), since tokens may spell either in any
+// case. EInvalid for an empty, over-long or non-text name.
+func UserKey(user string) (string, error) {
+	u := strings.TrimSpace(user)
+	if u == "" || len(u) > MaxUserBytes || !utf8.ValidString(u) || strings.ContainsFunc(u, unicode.IsControl) {
+		return "", Errorf(EInvalid, "a user is an object id (oid) or user principal name (upn) of 1 to %d bytes", MaxUserBytes)
+	}
+	b := []byte(u)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b), nil
+}

@@ -28,6 +28,21 @@ const (
 	NoGroupID       = int64(0)
 )
 
+// ValidDeviceID reports whether id has the form of a device id: 40
+// lowercase hexadecimal characters.
+func ValidDeviceID(id string) bool {
+	if len(id) != 40 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // GroupNames maps the id of each of the organization's groups to the name
 // records carry, and NoGroupID to GroupNone when the organization has no
 // groups or to GroupUnassigned when it has some.

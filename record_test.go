@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -187,5 +188,34 @@ func TestGroupNames(t *testing.T) {
 	got := GroupNames([]Group{{ID: 7, Name: "Servers"}})
 	if len(got) != 2 || got[7] != "Servers" || got[NoGroupID] != GroupUnassigned {
 		t.Errorf("GroupNames(Servers) = %v, want 7: Servers and %d: %s", got, NoGroupID, GroupUnassigned)
+	}
+}
+
+func TestValidDeviceID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"49126b9e4a5473b5229c73799e9e55c48668101b":  true,
+		"49126B9E4A5473B5229C73799E9E55C48668101B":  false, // uppercase
+		"49126b9e4a5473b5229c73799e9e55c48668101":   false, // 39
+		"49126b9e4a5473b5229c73799e9e55c48668101bb": false, // 41
+		"g9126b9e4a5473b5229c73799e9e55c48668101b":  false,
+		"": false,
+	} {
+		if got := ValidDeviceID(id); got != want {
+			t.Errorf("ValidDeviceID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestUserKey(t *testing.T) {
+	if k, err := UserKey("  Alice@Contoso.COM "); err != nil || k != "alice@contoso.com" {
+		t.Errorf("UserKey(Alice@Contoso.COM) = %q, %v; want alice@contoso.com", k, err)
+	}
+	if k, err := UserKey("Ülrich@X.com"); err != nil || k != "Ülrich@x.com" {
+		t.Errorf("UserKey(Ülrich@X.com) = %q, %v; want only ASCII folded", k, err)
+	}
+	for _, bad := range []string{"", "   ", "a\x00b", strings.Repeat("a", MaxUserBytes+1), "\xff"} {
+		if _, err := UserKey(bad); KindOf(err) != EInvalid {
+			t.Errorf("UserKey(%q) error = %v, want kind %s", bad, err, EInvalid)
+		}
 	}
 }

@@ -54,7 +54,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return certinv.Errorf(certinv.EInvalid, "the body has data after its JSON object")
 	}
-	if !isDeviceID(in.DeviceID) {
+	if !certinv.ValidDeviceID(in.DeviceID) {
 		return certinv.Errorf(certinv.EInvalid, "deviceId must be 40 lowercase hex characters")
 	}
 	var raw [32]byte
@@ -89,7 +89,7 @@ func (s *Server) authenticateReport(r *http.Request) (boundDevice string, err er
 	}
 	if rest, ok := strings.CutPrefix(token, deviceCredentialPrefix); ok && s.cfg.Devices != nil {
 		id, secretPart, ok := strings.Cut(rest, ".")
-		if !ok || !isDeviceID(id) || secretPart == "" {
+		if !ok || !certinv.ValidDeviceID(id) || secretPart == "" {
 			return "", certinv.Errorf(certinv.EUnauthorized, "the device credential is malformed")
 		}
 		c, err := s.cfg.Devices.DeviceCredential(r.Context(), id)
@@ -127,7 +127,7 @@ func (s *Server) checkReportDevice(r *http.Request, boundDevice, deviceID string
 		}
 		return nil
 	}
-	if s.cfg.Devices == nil || !isDeviceID(deviceID) {
+	if s.cfg.Devices == nil || !certinv.ValidDeviceID(deviceID) {
 		return nil // the ingest service refuses a malformed id
 	}
 	c, err := s.cfg.Devices.DeviceCredential(r.Context(), deviceID)
@@ -145,17 +145,4 @@ func (s *Server) checkReportDevice(r *http.Request, boundDevice, deviceID string
 func revokedDevice(c *certinv.DeviceCredential) error {
 	return certinv.Errorf(certinv.EForbidden, "device %s was revoked by an administrator at %s; its reports are refused until an administrator resets it",
 		c.DeviceID, c.RevokedAt.UTC().Format(certinv.TimeFormat))
-}
-
-func isDeviceID(id string) bool {
-	if len(id) != 40 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

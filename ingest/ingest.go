@@ -265,7 +265,7 @@ func parse(sum [32]byte, der []byte) *parseResult {
 // validateDevice checks the report's device and group.
 func validateDevice(r *certinv.Report, now time.Time) error {
 	d := &r.Device
-	if !validDeviceID(d.ID) {
+	if !certinv.ValidDeviceID(d.ID) {
 		return certinv.Errorf(certinv.EInvalid, "deviceId %q is not a device id: it must be 40 lowercase hexadecimal characters", truncate(d.ID))
 	}
 	if err := validText("deviceName", d.Name, certinv.MaxDeviceNameBytes, true); err != nil {
@@ -288,18 +288,6 @@ func validateDevice(r *certinv.Report, now time.Time) error {
 			d.CollectedAt.UTC().Format(time.RFC3339), MaxFutureSkew, now.UTC().Format(time.RFC3339))
 	}
 	return nil
-}
-
-func validDeviceID(id string) bool {
-	if len(id) != 40 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // validText checks a text field: valid UTF-8, no control characters, at

@@ -71,7 +71,7 @@ func revokedError(c *certinv.DeviceCredential) error {
 
 // DeviceCredential returns a device's credential; ENotFound when it has none.
 func (db *DB) DeviceCredential(ctx context.Context, deviceID string) (*certinv.DeviceCredential, error) {
-	if !validDeviceID(deviceID) {
+	if !certinv.ValidDeviceID(deviceID) {
 		return nil, certinv.Errorf(certinv.ENotFound, "device %q has no credential", deviceID)
 	}
 	c, err := scanCredential(db.pool.QueryRow(ctx, credentialSQL, deviceID))

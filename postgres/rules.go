@@ -235,23 +235,8 @@ func (db *DB) GroupRules(ctx context.Context) ([]certinv.GroupRule, error) {
 	return readRules(ctx, db.pool)
 }
 
-// validDeviceID reports whether id has the form of a device id: 40
-// lowercase hex characters.
-func validDeviceID(id string) bool {
-	if len(id) != 40 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 func checkDeviceID(id string) error {
-	if !validDeviceID(id) {
+	if !certinv.ValidDeviceID(id) {
 		return certinv.Errorf(certinv.EInvalid, "a device id is 40 lowercase hex characters")
 	}
 	return nil

@@ -6,37 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/certinv/certinv"
 )
 
 // The DB keeps the users' RBAC groups.
 var _ certinv.UserGroups = (*DB)(nil)
-
-// maxUserBytes bounds an oid or upn.
-const maxUserBytes = 255
-
-// userKey returns the stored key of a user: an oid or upn, trimmed and
-// lower-cased (ASCII), as tokens may spell either in any case.
-func userKey(user string) (string, error) {
-	u := strings.TrimSpace(user)
-	if u == "" || len(u) > maxUserBytes || !utf8.ValidString(u) || strings.ContainsFunc(u, unicode.IsControl) {
-		return "", certinv.Errorf(certinv.EInvalid, "a user is an object id (oid) or user principal name (upn) of 1 to %d bytes", maxUserBytes)
-	}
-	return lowerASCII(u), nil
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
 
 // groupByName returns the id of the named group within tx. "None" and
 // "Unassigned" name the devices of no group (NoGroupID) when noGroup is
@@ -68,7 +43,7 @@ func groupByName(ctx context.Context, tx *sql.Tx, name string, noGroup, create b
 
 // GrantUserGroup gives user the named group; see certinv.UserGroups.
 func (db *DB) GrantUserGroup(ctx context.Context, actor, user, group string) error {
-	key, err := userKey(user)
+	key, err := certinv.UserKey(user)
 	if err != nil {
 		return err
 	}
@@ -91,7 +66,7 @@ func (db *DB) GrantUserGroup(ctx context.Context, actor, user, group string) err
 
 // RevokeUserGroup takes the named group from user; see certinv.UserGroups.
 func (db *DB) RevokeUserGroup(ctx context.Context, actor, user, group string) error {
-	key, err := userKey(user)
+	key, err := certinv.UserKey(user)
 	if err != nil {
 		return err
 	}
@@ -116,7 +91,7 @@ func (db *DB) UserGrants(ctx context.Context, user string) ([]certinv.UserGrant,
 	q := `SELECT u.user_name, u.group_id, coalesce(g.name, ''), u.granted_at FROM user_groups u LEFT JOIN groups g ON g.id = u.group_id`
 	var args []any
 	if user != "" {
-		key, err := userKey(user)
+		key, err := certinv.UserKey(user)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +144,9 @@ const userGroupIDsSQL = `SELECT DISTINCT group_id FROM user_groups WHERE user_ke
 
 // UserGroupIDs returns the groups granted to the user by oid or upn.
 func (db *DB) UserGroupIDs(ctx context.Context, oid, upn string) ([]int64, error) {
-	oid, upn = lowerASCII(strings.TrimSpace(oid)), lowerASCII(strings.TrimSpace(upn))
+	// Keys as stored: an empty or invalid name keys nothing.
+	oid, _ = certinv.UserKey(oid)
+	upn, _ = certinv.UserKey(upn)
 	if oid == "" && upn == "" {
 		return nil, nil
 	}

@@ -162,23 +162,19 @@ func (db *DB) GroupRules(ctx context.Context) ([]certinv.GroupRule, error) {
 	return out, nil
 }
 
-// validDeviceID reports whether id has the form of a device id: 40
-// lowercase hex characters.
-func validDeviceID(id string) bool {
-	if len(id) != 40 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
+// lowerASCII lower-cases the ASCII letters of s, as SQLite's lower() does.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
 		}
 	}
-	return true
+	return string(b)
 }
 
 func checkDeviceID(id string) error {
-	if !validDeviceID(id) {
+	if !certinv.ValidDeviceID(id) {
 		return certinv.Errorf(certinv.EInvalid, "a device id is 40 lowercase hex characters")
 	}
 	return nil
