@@ -9,7 +9,7 @@ import (
 
 func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return &usageError{"group: want 'group list --data DIR' or 'group set --data DIR --device ID --group NAME'"}
+		return &usageError{"group: want a subcommand: list, set --device ID --group NAME, grant|revoke|grants --user OID|UPN, or rule add|list|delete (see 'certinv help')"}
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
