@@ -46,6 +46,18 @@ type SnapshotRegistry interface {
 	RetireSnapshot(ctx context.Context, id string) error
 }
 
+// SnapshotSwapper is a SnapshotRegistry that can publish on a condition,
+// atomically: the builder of a replica that may have lost its build lock
+// publishes only if no other snapshot was published since it began. Stores
+// that several processes share implement it; callers find it by type
+// assertion.
+type SnapshotSwapper interface {
+	// PublishSnapshotAfter publishes s as PublishSnapshot does, but only if
+	// the latest published snapshot is still prev ("" for none), checked in
+	// the same transaction; EConflict, with nothing published, otherwise.
+	PublishSnapshotAfter(ctx context.Context, s *Snapshot, prev string) error
+}
+
 // PublishedSnapshot is a snapshot with the time a newer one replaced it.
 type PublishedSnapshot struct {
 	Snapshot

@@ -16,11 +16,32 @@ func timeOfMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
 // previous latest is marked superseded in one transaction, under the write
 // lock, so that two replicas publishing at once leave one latest.
 func (db *DB) PublishSnapshot(ctx context.Context, s *certinv.Snapshot) error {
+	return db.publish(ctx, s, false, "")
+}
+
+// PublishSnapshotAfter publishes s only if the latest snapshot is still
+// prev ("" for none); see certinv.SnapshotSwapper. The check and the
+// publication are one transaction under the write lock.
+func (db *DB) PublishSnapshotAfter(ctx context.Context, s *certinv.Snapshot, prev string) error {
+	return db.publish(ctx, s, true, prev)
+}
+
+func (db *DB) publish(ctx context.Context, s *certinv.Snapshot, check bool, prev string) error {
 	if s == nil || s.ID == "" || s.ManifestKey == "" {
 		return errors.New("publish snapshot: id and manifest key are required")
 	}
 	now := db.Now().UnixMicro()
 	err := db.inWriteTx(ctx, func(tx pgx.Tx) error {
+		if check {
+			var latest string
+			err := tx.QueryRow(ctx, `SELECT id FROM snapshots WHERE superseded_at IS NULL AND retired_at IS NULL`).Scan(&latest)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if latest != prev {
+				return certinv.Errorf(certinv.EConflict, "snapshot %s was published meanwhile; %s is not published", latest, s.ID)
+			}
+		}
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM snapshots WHERE id = $1)`, s.ID).Scan(&exists); err != nil {
 			return err
@@ -41,6 +62,8 @@ func (db *DB) PublishSnapshot(ctx context.Context, s *certinv.Snapshot) error {
 	}
 	return nil
 }
+
+var _ certinv.SnapshotSwapper = (*DB)(nil)
 
 const snapshotColumns = `id, generated_at, version, manifest_key, records, files, superseded_at`
 

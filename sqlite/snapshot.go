@@ -15,11 +15,31 @@ func timeOfMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
 // PublishSnapshot makes s the latest snapshot: it is recorded and the
 // previous latest is marked superseded in one transaction.
 func (db *DB) PublishSnapshot(ctx context.Context, s *certinv.Snapshot) error {
+	return db.publish(ctx, s, false, "")
+}
+
+// PublishSnapshotAfter publishes s only if the latest snapshot is still
+// prev ("" for none); see certinv.SnapshotSwapper.
+func (db *DB) PublishSnapshotAfter(ctx context.Context, s *certinv.Snapshot, prev string) error {
+	return db.publish(ctx, s, true, prev)
+}
+
+func (db *DB) publish(ctx context.Context, s *certinv.Snapshot, check bool, prev string) error {
 	if s == nil || s.ID == "" || s.ManifestKey == "" {
 		return errors.New("publish snapshot: id and manifest key are required")
 	}
 	now := db.Now().UnixMicro()
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if check {
+			var latest string
+			err := tx.QueryRowContext(ctx, `SELECT id FROM snapshots WHERE superseded_at IS NULL AND retired_at IS NULL`).Scan(&latest)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if latest != prev {
+				return certinv.Errorf(certinv.EConflict, "snapshot %s was published meanwhile; %s is not published", latest, s.ID)
+			}
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM snapshots WHERE id = ?`, s.ID).Scan(&n); err != nil {
 			return err
@@ -40,6 +60,8 @@ func (db *DB) PublishSnapshot(ctx context.Context, s *certinv.Snapshot) error {
 	}
 	return nil
 }
+
+var _ certinv.SnapshotSwapper = (*DB)(nil)
 
 const snapshotColumns = `id, generated_at, version, manifest_key, records, files, superseded_at`
 

@@ -24,6 +24,7 @@ type Store interface {
 	certinv.Inventory
 	certinv.InventoryReader
 	certinv.SnapshotRegistry
+	certinv.SnapshotSwapper
 }
 
 // Run runs the contract suite. open returns a new, empty store for each
@@ -55,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ReadInventoryStopsOnError", s.testStopsOnError},
 		{"ConcurrentApply", s.testConcurrent},
 		{"Snapshots", s.testSnapshots},
+		{"PublishSnapshotAfter", s.testPublishAfter},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
@@ -806,6 +808,36 @@ func (s *suite) testConcurrent(t *testing.T) {
 	}
 	if _, rows := readAll(t, st); len(rows) != workers*each*2 {
 		t.Errorf("after concurrent reports ReadInventory read %d rows, want %d", len(rows), workers*each*2)
+	}
+}
+
+// testPublishAfter: a conditional publication happens only while the
+// latest snapshot is the one expected, and a refused one leaves nothing.
+func (s *suite) testPublishAfter(t *testing.T) {
+	st := s.open(t)
+	ctx := context.Background()
+	snap := func(n int) *certinv.Snapshot {
+		return &certinv.Snapshot{ID: certinv.NewGUID(), GeneratedAt: t0.Add(time.Duration(n) * time.Hour), Version: int64(n), ManifestKey: fmt.Sprintf("s%d/manifest.json", n), Records: 1, Files: 1}
+	}
+	s1, s2, s3 := snap(1), snap(2), snap(3)
+	if err := st.PublishSnapshotAfter(ctx, s1, "not-the-latest"); certinv.KindOf(err) != certinv.EConflict {
+		t.Errorf("PublishSnapshotAfter(s1, another) on an empty registry = %v, want kind %s", err, certinv.EConflict)
+	}
+	if err := st.PublishSnapshotAfter(ctx, s1, ""); err != nil {
+		t.Fatalf("PublishSnapshotAfter(s1, none) on an empty registry: %v", err)
+	}
+	if err := st.PublishSnapshotAfter(ctx, s2, s1.ID); err != nil {
+		t.Fatalf("PublishSnapshotAfter(s2, s1): %v", err)
+	}
+	// A builder that began while s1 was the latest comes too late.
+	if err := st.PublishSnapshotAfter(ctx, s3, s1.ID); certinv.KindOf(err) != certinv.EConflict {
+		t.Errorf("PublishSnapshotAfter(s3, s1) with s2 published = %v, want kind %s", err, certinv.EConflict)
+	}
+	if got, err := st.LatestSnapshot(ctx); err != nil || got.ID != s2.ID {
+		t.Errorf("LatestSnapshot() after a refused publication = %v, %v; want %s", got, err, s2.ID)
+	}
+	if _, err := st.Snapshot(ctx, s3.ID); certinv.KindOf(err) != certinv.ENotFound {
+		t.Errorf("Snapshot(refused s3) = %v, want kind %s", err, certinv.ENotFound)
 	}
 }
 

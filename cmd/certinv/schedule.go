@@ -163,11 +163,10 @@ func (s *schedule) status() buildState {
 
 // fence is the registry a lock holder's builder publishes through: before
 // publishing, it checks that the build lock is still held (no other
-// connection can take it) and that no snapshot was published since the
-// round began. The two checks and the publication are not one atomic step:
-// they narrow the window of a lost lock from a whole build to milliseconds.
-// A lock whose holder can check it (or a compare-and-set publication) would
-// close it; see the report of issue 5.
+// connection can take it), then publishes only if no snapshot was published
+// since the round began — in the publication's own transaction when the
+// registry is a certinv.SnapshotSwapper (both stores are), so that of two
+// replicas that both believe they hold the lock, only one publishes.
 type fence struct {
 	certinv.SnapshotRegistry
 	lock   buildLocker
@@ -202,6 +201,13 @@ func (f *fence) PublishSnapshot(ctx context.Context, s *certinv.Snapshot) error 
 		// Nobody held it, so neither do we.
 		release()
 		return errLockLost
+	}
+	if sw, ok := f.SnapshotRegistry.(certinv.SnapshotSwapper); ok {
+		err := sw.PublishSnapshotAfter(ctx, s, f.latest)
+		if certinv.KindOf(err) == certinv.EConflict {
+			return fmt.Errorf("%w: %w", errLockLost, err)
+		}
+		return err
 	}
 	id, err := latestID(ctx, f.SnapshotRegistry)
 	if err != nil {
