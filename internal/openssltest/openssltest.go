@@ -12,10 +12,12 @@ package openssltest
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -553,4 +555,34 @@ func opensslSelfSigned(t testing.TB, dir, certFile string, der []byte, text, pub
 		t.Fatalf("no openssl digest for %s", winAlg)
 	}
 	return opensslSucceeds("dgst", "-"+md, "-verify", pubFile, "-signature", sigFile, tbsFile)
+}
+
+// Diff compares a parsed certificate with what openssl says of the same
+// bytes, field by field, and returns one line per field that differs:
+// "Field = got, want". Dates must also be in UTC.
+func (e Expected) Diff(got *certinv.Certificate) []string {
+	var out []string
+	check := func(field string, g, w any) {
+		if !reflect.DeepEqual(g, w) {
+			out = append(out, fmt.Sprintf("%s = %#v, want %#v", field, g, w))
+		}
+	}
+	check("SHA256", hex.EncodeToString(got.SHA256[:]), e.SHA256)
+	check("Thumbprint", got.Thumbprint, e.Thumbprint)
+	check("SignatureAlgorithm", got.SignatureAlgorithm, e.SignatureAlgorithm)
+	check("KeySize", got.KeySize, e.KeySize)
+	check("NotBefore", got.NotBefore.Format(time.RFC3339), e.NotBefore.Format(time.RFC3339))
+	check("NotAfter", got.NotAfter.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))
+	check("NotBefore.Location", got.NotBefore.Location(), time.UTC)
+	check("NotAfter.Location", got.NotAfter.Location(), time.UTC)
+	check("SubjectType", got.SubjectType, e.SubjectType)
+	check("SerialNumber", got.SerialNumber, e.SerialNumber)
+	check("IssuedTo", got.IssuedTo, e.IssuedTo)
+	check("IssuedBy", got.IssuedBy, e.IssuedBy)
+	check("Subject", got.Subject, e.Subject)
+	check("Issuer", got.Issuer, e.Issuer)
+	check("KeyUsage", got.KeyUsage, e.KeyUsage)
+	check("ExtendedKeyUsage", got.ExtendedKeyUsage, e.ExtendedKeyUsage)
+	check("SelfSigned", got.SelfSigned, e.SelfSigned)
+	return out
 }
