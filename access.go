@@ -2,6 +2,7 @@ package certinv
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -334,4 +335,21 @@ func UserKey(user string) (string, error) {
 		}
 	}
 	return string(b), nil
+}
+
+// NormalizeTags validates a device's tags and returns them sorted, each
+// once: EInvalid for an invalid tag or more than MaxTagsPerDevice.
+func NormalizeTags(tags []string) ([]string, error) {
+	tags = slices.Clone(tags)
+	for _, t := range tags {
+		if err := ValidateTag(t); err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(tags)
+	tags = slices.Compact(tags)
+	if len(tags) > MaxTagsPerDevice {
+		return nil, Errorf(EInvalid, "a device has at most %d tags", MaxTagsPerDevice)
+	}
+	return tags, nil
 }

@@ -1,6 +1,7 @@
 package certinv
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,5 +75,22 @@ func TestRuleNormalize(t *testing.T) {
 	}
 	if !r.Matches("db.eu.example.com", "", nil) || !r.Matches("EU.example.com", "", nil) || r.Matches("xeu.example.com", "", nil) {
 		t.Errorf("domain suffix %q matches wrongly", r.DomainSuffix)
+	}
+}
+
+func TestNormalizeTags(t *testing.T) {
+	got, err := NormalizeTags([]string{"prod", "eu", "prod"})
+	if err != nil || len(got) != 2 || got[0] != "eu" || got[1] != "prod" {
+		t.Errorf("NormalizeTags(prod, eu, prod) = %q, %v; want [eu prod]", got, err)
+	}
+	many := make([]string, MaxTagsPerDevice+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("t%02d", i)
+	}
+	if _, err := NormalizeTags(many); KindOf(err) != EInvalid {
+		t.Errorf("NormalizeTags(%d tags) error = %v, want kind %s", len(many), err, EInvalid)
+	}
+	if _, err := NormalizeTags([]string{""}); KindOf(err) != EInvalid {
+		t.Errorf("NormalizeTags(empty tag) error = %v, want kind %s", err, EInvalid)
 	}
 }

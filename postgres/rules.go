@@ -247,16 +247,9 @@ func (db *DB) SetDeviceTags(ctx context.Context, actor, deviceID string, tags []
 	if err := checkDeviceID(deviceID); err != nil {
 		return err
 	}
-	tags = slices.Clone(tags)
-	for _, t := range tags {
-		if err := certinv.ValidateTag(t); err != nil {
-			return err
-		}
-	}
-	slices.Sort(tags)
-	tags = slices.Compact(tags)
-	if len(tags) > certinv.MaxTagsPerDevice {
-		return certinv.Errorf(certinv.EInvalid, "a device has at most %d tags", certinv.MaxTagsPerDevice)
+	tags, err := certinv.NormalizeTags(tags)
+	if err != nil {
+		return err
 	}
 	return db.inWriteTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM device_tags WHERE device_id = $1`, deviceID); err != nil {

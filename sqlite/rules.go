@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/certinv/certinv"
@@ -185,16 +184,9 @@ func (db *DB) SetDeviceTags(ctx context.Context, actor, deviceID string, tags []
 	if err := checkDeviceID(deviceID); err != nil {
 		return err
 	}
-	tags = slices.Clone(tags)
-	for _, t := range tags {
-		if err := certinv.ValidateTag(t); err != nil {
-			return err
-		}
-	}
-	slices.Sort(tags)
-	tags = slices.Compact(tags)
-	if len(tags) > certinv.MaxTagsPerDevice {
-		return certinv.Errorf(certinv.EInvalid, "a device has at most %d tags", certinv.MaxTagsPerDevice)
+	tags, err := certinv.NormalizeTags(tags)
+	if err != nil {
+		return err
 	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM device_tags WHERE device_id = ?`, deviceID); err != nil {
