@@ -5,6 +5,8 @@ import (
 	"encoding/pem"
 	"os"
 	"testing"
+
+	"github.com/certinv/certinv/internal/cabundle"
 )
 
 // readPEM returns the DER of every CERTIFICATE block in a PEM file.
@@ -14,6 +16,12 @@ func readPEM(t testing.TB, path string) [][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pemCerts(t, path, data)
+}
+
+// pemCerts returns the DER of every CERTIFICATE block of data, named name.
+func pemCerts(t testing.TB, name string, data []byte) [][]byte {
+	t.Helper()
 	var out [][]byte
 	for {
 		var b *pem.Block
@@ -26,14 +34,14 @@ func readPEM(t testing.TB, path string) [][]byte {
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("%s: no certificates", path)
+		t.Fatalf("%s: no certificates", name)
 	}
 	return out
 }
 
-// bundleCerts returns the certificates of testdata/ca-bundle.pem, a copy
-// of a Debian CA bundle.
-func bundleCerts(t testing.TB) [][]byte { return readPEM(t, "testdata/ca-bundle.pem") }
+// bundleCerts returns the certificates of a Debian CA bundle
+// (internal/cabundle).
+func bundleCerts(t testing.TB) [][]byte { return pemCerts(t, "ca-bundle.pem", cabundle.PEM) }
 
 // alterIssuer returns a copy of der with the last byte of its issuer
 // name's last value changed, or nil if der has no such byte.

@@ -3,18 +3,14 @@ package certparse
 import (
 	"bytes"
 	"encoding/pem"
-	"os"
 	"testing"
 
 	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/internal/cabundle"
 )
 
 func TestFragment(t *testing.T) {
-	b, err := os.ReadFile("testdata/ca-bundle.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(b)
+	block, _ := pem.Decode(cabundle.PEM)
 	c, err := Parse(block.Bytes)
 	if err != nil {
 		t.Fatal(err)

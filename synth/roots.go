@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
-	_ "embed"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -12,16 +12,12 @@ import (
 	"sync"
 	"unicode"
 
-	"crypto/x509"
+	"github.com/certinv/certinv/internal/cabundle"
 )
 
-// caBundle is the Mozilla root store as Debian 12's ca-certificates
-// (20230311+deb12u1) ships it in /etc/ssl/certs/ca-certificates.crt. It is
-// embedded, not read from the host, so that every machine makes the same
-// fleet.
-//
-//go:embed ca-certificates.crt
-var caBundle []byte
+// caBundle is the Mozilla root store of a real CA bundle, the same on
+// every machine, so that a seed makes the same fleet everywhere.
+var caBundle = cabundle.PEM
 
 // certificate is one DER certificate with what paths need of it.
 type certificate struct {
