@@ -36,16 +36,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"path"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/internal/migrate"
+	"github.com/certinv/certinv/internal/refcache"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -69,7 +67,7 @@ type DB struct {
 	orgMu sync.Mutex
 	orgID string // cached: it never changes
 
-	certs certCache
+	certs *refcache.Cache[certRef]
 
 	// deviceSeq and certSeq name the sequences of devices.id and
 	// certificates.id, from which ApplyDeviceSets draws new rows' ids.
@@ -108,7 +106,7 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
 	}
-	db := &DB{Now: time.Now, log: log, pool: pool}
+	db := &DB{Now: time.Now, log: log, pool: pool, certs: refcache.New[certRef](maxCached)}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s: %w", where, err)
@@ -134,49 +132,12 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in order. Their names are
-// NNNN_what.sql; numbers start at 1 and leave no gap.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name is not NNNN_what.sql", base)
-		}
-		b, err := migrationFS.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: want number %d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
-
 // migrate applies the migrations this database lacks, each in its own
 // transaction, and makes the meta row, all under a session advisory lock:
 // a replica that starts while another migrates waits, then finds the work
 // done.
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := migrations()
+	ms, err := migrate.Load(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
@@ -214,16 +175,16 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	for _, m := range ms[newest:] {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		db.log.Info("postgres: applied migration", "migration", m.name)
+		db.log.Info("postgres: applied migration", "migration", m.Name)
 	}
 	if _, err := conn.Exec(ctx, `INSERT INTO meta (id, org_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, certinv.NewGUID()); err != nil {
 		return fmt.Errorf("make meta row: %w", err)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/certinv/certinv"
@@ -26,43 +25,9 @@ type certRef struct {
 	sha1 [20]byte
 }
 
-// certCache remembers the certificates the store holds, by SHA-256.
-// Certificate rows are never deleted, and their id and SHA-1 never change,
-// so an entry, once committed, stays true for every replica. Entries are
-// added only after the transaction that saw or made them commits. The
-// cache stops growing at maxCached entries (about 100 bytes each): the
-// certificates seen first, the fleet's root stores, are the ones most
-// reports name.
-type certCache struct {
-	mu sync.RWMutex
-	m  map[[32]byte]certRef
-}
-
+// maxCached bounds the in-process cache of stored certificates (about
+// 100 bytes an entry).
 const maxCached = 1 << 20
-
-func (c *certCache) get(h [32]byte) (certRef, bool) {
-	c.mu.RLock()
-	r, ok := c.m[h]
-	c.mu.RUnlock()
-	return r, ok
-}
-
-func (c *certCache) add(refs map[[32]byte]certRef) {
-	if len(refs) == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[[32]byte]certRef)
-	}
-	for h, r := range refs {
-		if len(c.m) >= maxCached {
-			return
-		}
-		c.m[h] = r
-	}
-}
 
 // scanRef reads the sha256, id and sha1 columns of a certificate row.
 func scanRef(v [][]byte, idCol int64) (h [32]byte, ref certRef, err error) {
@@ -79,7 +44,7 @@ func (db *DB) MissingCertificates(ctx context.Context, hashes [][32]byte) ([][32
 	learned := make(map[[32]byte]certRef)
 	var ask [][]byte
 	for _, h := range hashes {
-		if _, ok := db.certs.get(h); ok {
+		if _, ok := db.certs.Get(h); ok {
 			found[h] = true
 		} else {
 			ask = append(ask, h[:])
@@ -108,7 +73,7 @@ func (db *DB) MissingCertificates(ctx context.Context, hashes [][32]byte) ([][32
 			return nil, fmt.Errorf("look up certificates: %w", err)
 		}
 	}
-	db.certs.add(learned) // read outside any write: committed rows
+	db.certs.Add(learned) // read outside any write: committed rows
 	var missing [][32]byte
 	for _, h := range hashes {
 		if !found[h] {
@@ -152,7 +117,7 @@ func (db *DB) ApplyDeviceSets(ctx context.Context, sets []certinv.DeviceSet) ([]
 	if err != nil {
 		return nil, err
 	}
-	db.certs.add(a.learned)
+	db.certs.Add(a.learned)
 	return results, nil
 }
 
@@ -285,7 +250,7 @@ func (a *batchApplier) read(ctx context.Context, conn *pgxpool.Conn) error {
 		}
 		setIDs, setDigests = append(setIDs, s.Device.ID), append(setDigests, a.prepared[i].digest[:])
 		for _, l := range a.prepared[i].links {
-			if ref, ok := a.db.certs.get(l.SHA256); ok {
+			if ref, ok := a.db.certs.Get(l.SHA256); ok {
 				a.refs[l.SHA256] = ref
 			} else if !asked[l.SHA256] {
 				asked[l.SHA256] = true

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/internal/migrate"
 	"github.com/certinv/certinv/storetest"
 	"github.com/jackc/pgx/v5"
 )
@@ -133,7 +134,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err := dbs[0].pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM schema_migrations), (SELECT count(*) FROM meta)`).Scan(&n, &metas); err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := migrations()
+	ms, _ := migrate.Load(migrationFS, "migrations")
 	if n != len(ms) || metas != 1 {
 		t.Errorf("after %d concurrent opens: %d migrations recorded, %d meta rows; want %d, 1", replicas, n, metas, len(ms))
 	}

@@ -15,18 +15,17 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/internal/migrate"
+	"github.com/certinv/certinv/internal/refcache"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -55,7 +54,7 @@ type DB struct {
 	orgMu sync.Mutex
 	orgID string // cached: it never changes
 
-	certs certCache
+	certs *refcache.Cache[certRef]
 
 	// fragmentBudget overrides fragmentCacheBytes, for tests.
 	fragmentBudget int
@@ -83,7 +82,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db := &DB{Now: time.Now, path: abs, log: log, stmts: make(map[stmtKey]*sql.Stmt)}
+	db := &DB{Now: time.Now, path: abs, log: log, stmts: make(map[stmtKey]*sql.Stmt), certs: refcache.New[certRef](maxCached)}
 
 	db.writer, err = sql.Open("sqlite", dsn(abs, false))
 	if err != nil {
@@ -165,48 +164,11 @@ func (db *DB) Close() error {
 // Path returns the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded migrations in order. Their names are
-// NNNN_what.sql; numbers start at 1 and leave no gap.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := filepath.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name is not NNNN_what.sql", base)
-		}
-		b, err := migrationFS.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("migration %s: want number %d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
-
 // migrate applies the migrations this database lacks, each in its own
 // transaction, and makes the meta row. BEGIN IMMEDIATE makes two processes
 // opening a new file at once apply each migration exactly once.
 func (db *DB) migrate(ctx context.Context) error {
-	ms, err := migrations()
+	ms, err := migrate.Load(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
@@ -226,7 +188,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	for _, m := range ms {
 		if err := db.apply(ctx, m); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return db.inTx(ctx, func(tx *sql.Tx) error {
@@ -235,23 +197,23 @@ func (db *DB) migrate(ctx context.Context) error {
 	})
 }
 
-func (db *DB) apply(ctx context.Context, m migration) error {
+func (db *DB) apply(ctx context.Context, m migrate.Migration) error {
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
 			return err
 		}
 		if n > 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UnixNano()); err != nil {
+			m.Version, m.Name, time.Now().UnixNano()); err != nil {
 			return err
 		}
-		db.log.Info("sqlite: applied migration", "path", db.path, "migration", m.name)
+		db.log.Info("sqlite: applied migration", "path", db.path, "migration", m.Name)
 		return nil
 	})
 }

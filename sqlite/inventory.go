@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/certinv/certinv"
 )
@@ -40,44 +39,9 @@ func insertLinksSQL(n int) string {
 	return `INSERT INTO links (device, path, sha1, certificate) VALUES (?,?,?,?)` + strings.Repeat(",(?,?,?,?)", n-1)
 }
 
-// certCache remembers stored certificates by SHA-256. Certificate rows are
-// never deleted nor changed, so an entry, once committed, stays true for
-// every process that uses the file; a reference that went stale all the
-// same (a certificate deleted by hand) fails the links' foreign key, it does
-// not corrupt. Entries are added only after the transaction that saw or
-// made them commits. The cache stops growing at maxCached entries (about
-// 100 bytes each): the certificates seen first, the fleet's root stores,
-// are the ones most reports name.
-type certCache struct {
-	mu sync.RWMutex
-	m  map[[32]byte]certRef
-}
-
+// maxCached bounds the in-process cache of stored certificates (about
+// 100 bytes an entry).
 const maxCached = 1 << 18
-
-func (c *certCache) get(h [32]byte) (certRef, bool) {
-	c.mu.RLock()
-	r, ok := c.m[h]
-	c.mu.RUnlock()
-	return r, ok
-}
-
-func (c *certCache) add(refs map[[32]byte]certRef) {
-	if len(refs) == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = make(map[[32]byte]certRef)
-	}
-	for h, r := range refs {
-		if len(c.m) >= maxCached {
-			return
-		}
-		c.m[h] = r
-	}
-}
 
 // lookup adds to found the stored certificates among hashes, and to learned
 // those it had to read from the database. It runs on tx when tx is not nil,
@@ -89,7 +53,7 @@ func (db *DB) lookup(ctx context.Context, tx *sql.Tx, hashes [][32]byte, found, 
 	}
 	uncached := hashes[:0:0]
 	for _, h := range hashes {
-		if r, ok := db.certs.get(h); ok {
+		if r, ok := db.certs.Get(h); ok {
 			found[h] = r
 		} else {
 			uncached = append(uncached, h)
@@ -154,7 +118,7 @@ func (db *DB) MissingCertificates(ctx context.Context, hashes [][32]byte) ([][32
 	if err := db.lookup(ctx, nil, hashes, found, learned); err != nil {
 		return nil, err
 	}
-	db.certs.add(learned) // read outside any write: committed rows
+	db.certs.Add(learned) // read outside any write: committed rows
 	var missing [][32]byte
 	for _, h := range hashes {
 		if _, ok := found[h]; !ok {
@@ -191,7 +155,7 @@ func (db *DB) ApplyDeviceSets(ctx context.Context, sets []certinv.DeviceSet) ([]
 	if err != nil {
 		return nil, err
 	}
-	db.certs.add(a.learned)
+	db.certs.Add(a.learned)
 	return results, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/certinv/certinv"
+	"github.com/certinv/certinv/internal/migrate"
 	"github.com/certinv/certinv/storetest"
 )
 
@@ -77,7 +78,7 @@ func TestReopenKeepsState(t *testing.T) {
 	if err := db.reader.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := migrations()
+	ms, _ := migrate.Load(migrationFS, "migrations")
 	if n != len(ms) {
 		t.Errorf("schema_migrations holds %d rows after two opens, want %d", n, len(ms))
 	}
