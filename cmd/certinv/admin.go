@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os/user"
@@ -107,18 +106,6 @@ func cliActor() string {
 	return "cli"
 }
 
-// openAdmin parses a subcommand's flags and opens the store.
-func openAdmin(ctx context.Context, fs *flag.FlagSet, so *storeOptions, args []string, stderr io.Writer) (*env, error) {
-	if err := parse(fs, args); err != nil {
-		return nil, err
-	}
-	if err := so.check(fs.Name(), needs{}); err != nil {
-		return nil, err
-	}
-	log, _ := newLogger(stderr, "warn")
-	return openEnv(ctx, so, needs{}, log)
-}
-
 // runGroupAccess runs `certinv group grant|revoke|grants|rule ...`.
 func runGroupAccess(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {
 	if sub == "rule" {
@@ -129,7 +116,7 @@ func runGroupAccess(ctx context.Context, sub string, args []string, stdout, stde
 	so.register(fs)
 	who := fs.String("user", "", "the user: object id (oid) or user principal name (upn)")
 	group := fs.String("group", "", `group name ("Unassigned": the devices of no group)`)
-	e, err := openAdmin(ctx, fs, &so, args, stderr)
+	e, err := openStore(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -195,7 +182,7 @@ func runGroupRule(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	default:
 		return &usageError{fmt.Sprintf("group rule: unknown subcommand %q: want add, list or delete", sub)}
 	}
-	e, err := openAdmin(ctx, fs, &so, args, stderr)
+	e, err := openStore(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -261,7 +248,7 @@ func runDevice(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		return &usageError{fmt.Sprintf("device: unknown subcommand %q: want tag, revoke, reset or show", sub)}
 	}
-	e, err := openAdmin(ctx, fs, &so, args, stderr)
+	e, err := openStore(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -319,7 +306,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	after := fs.Int64("after", 0, "show entries after this id")
 	limit := fs.Int("limit", 1000, "at most this many entries")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	e, err := openAdmin(ctx, fs, &so, args, stderr)
+	e, err := openStore(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}

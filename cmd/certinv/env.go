@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -158,6 +160,19 @@ type env struct {
 
 // openEnv opens (and on first use, creates) what the command needs of the
 // state o names.
+// openStore parses the flags of a command that needs only the store, and
+// opens it, logging warnings only.
+func openStore(ctx context.Context, fs *flag.FlagSet, so *storeOptions, args []string, stderr io.Writer) (*env, error) {
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := so.check(strings.TrimPrefix(fs.Name(), "certinv "), needs{}); err != nil {
+		return nil, err
+	}
+	log, _ := newLogger(stderr, "warn")
+	return openEnv(ctx, so, needs{}, log)
+}
+
 func openEnv(ctx context.Context, o *storeOptions, n needs, log *slog.Logger) (_ *env, err error) {
 	e := &env{log: log}
 	if o.data != "" && (o.db == "" || (n.bucket && o.blob == "") || (n.keys && o.keys == "")) {

@@ -28,14 +28,7 @@ func runGroup(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return &usageError{fmt.Sprintf("group: unknown subcommand %q: want list, set, grant, revoke, grants or rule", sub)}
 	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := so.check("group", needs{}); err != nil {
-		return err
-	}
-	log, _ := newLogger(stderr, "warn")
-	e, err := openEnv(ctx, &so, needs{}, log)
+	e, err := openStore(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -75,14 +68,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("stats", stderr)
 	var so storeOptions
 	so.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := so.check("stats", needs{}); err != nil {
-		return err
-	}
-	log, _ := newLogger(stderr, "warn")
-	e, err := openEnv(ctx, &so, needs{}, log)
+	e, err := openStore(ctx, fs, &so, args, stderr)
 	if err != nil {
 		return err
 	}
